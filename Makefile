@@ -1,0 +1,38 @@
+# DenseLens: `make run` starts the app, `make test` runs every test headless.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Stamps record which requirements the venv was built from; editing a
+# requirements file (or deleting .venv) makes the venv stale and rebuilds it.
+RUN_STAMP := $(VENV)/.run-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
+
+.PHONY: run test lint bench app clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(RUN_STAMP) $@
+
+run: $(RUN_STAMP)
+	$(PY) main.py $(ARGS)
+
+test: $(DEV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+
+bench: $(DEV_STAMP)
+	$(PY) bench/bench_predict.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -1,0 +1,219 @@
+"""``DenseNetClassifier``: the public entry point for loading a DenseNet and classifying images."""
+
+from __future__ import annotations
+
+import collections
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from model import preprocess as pp
+from model.checkpoints import Checkpoint, build_model, read_checkpoint
+from model.densenet import DenseNet
+from model.devices import device_name, is_out_of_memory, resolve_device
+from model.errors import DenseLensError, WeightsUnavailableError
+from model.images import LoadedImage, as_loaded, load_image
+from model.labels import check_labels, generic_labels, imagenet_labels, read_sidecar
+from model.paths import demo_model_path
+from model.weights import IMAGENET_WEIGHTS, ProgressCallback, ensure_weights
+
+ImageInput = "str | Path | Image.Image | LoadedImage"
+MODEL_CHOICES = (*IMAGENET_WEIGHTS, "demo")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "label": self.label, "probability": self.probability}
+
+
+@dataclass
+class Prepared:
+    """An image ready for the network: its tensor and where it sits on the original."""
+
+    loaded: LoadedImage
+    tensor: torch.Tensor  # CHW, normalised
+    geometry: pp.Geometry
+
+
+@dataclass
+class PathResult:
+    path: Path
+    predictions: list[Prediction] | None
+    error: str | None
+
+
+class DenseNetClassifier:
+    """A DenseNet with its labels, preprocessing and device."""
+
+    def __init__(self, model: DenseNet, labels: Sequence[str], device: str | torch.device = "auto",
+                 source: str = "", input_size: int = 224,
+                 mean: Sequence[float] = pp.IMAGENET_MEAN, std: Sequence[float] = pp.IMAGENET_STD) -> None:
+        self.warnings: list[str] = []
+        dev, warning = resolve_device(str(device))
+        if warning:
+            self.warnings.append(warning)
+        self.labels = list(labels)
+        self.source = source
+        self.input_size = int(input_size)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.model = model.fuse_for_inference()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.device = torch.device("cpu")
+        self._move_to(dev)
+
+    # -- loading ----------------------------------------------------------
+    @classmethod
+    def load(cls, spec: str | Path, device: str = "auto", progress: ProgressCallback | None = None,
+             allow_download: bool = True) -> DenseNetClassifier:
+        """Load ``densenet121|161|169|201`` (ImageNet), ``demo``, or a checkpoint file."""
+        spec_str = str(spec)
+        if spec_str in IMAGENET_WEIGHTS:
+            path = ensure_weights(spec_str, progress, allow_download)
+            ckpt = read_checkpoint(path)
+            return cls._from_checkpoint(ckpt, device, f"{spec_str} (ImageNet)", imagenet_labels())
+        if spec_str == "demo":
+            path = demo_model_path()
+            if not path.is_file():
+                raise WeightsUnavailableError(
+                    f"the demo model is not part of this installation ({path} is missing)")
+            return cls._from_checkpoint(read_checkpoint(path), device, "demo", path=path)
+        path = Path(spec_str)
+        if not path.exists() and path.suffix == "":
+            raise ValueError(f"unknown model {spec_str!r}; choose from {', '.join(MODEL_CHOICES)} or a file path")
+        return cls._from_checkpoint(read_checkpoint(path), device, str(path), path=path)
+
+    @classmethod
+    def _from_checkpoint(cls, ckpt: Checkpoint, device: str, source: str,
+                         labels: list[str] | None = None, path: Path | None = None) -> DenseNetClassifier:
+        model = build_model(ckpt, source)
+        n = ckpt.config.num_classes
+        if ckpt.labels is not None:
+            labels = check_labels(ckpt.labels, n, f"{source} (embedded class names)")
+        elif path is not None and (side := read_sidecar(path)) is not None:
+            labels = check_labels(side, n, f"labels file beside {path.name}")
+        elif labels is None or len(labels) != n:
+            labels = generic_labels(n)
+        prep = ckpt.metadata.get("preprocessing") or ckpt.metadata
+        return cls(model, labels, device, source,
+                   input_size=prep.get("input_size", 224),
+                   mean=prep.get("mean", pp.IMAGENET_MEAN), std=prep.get("std", pp.IMAGENET_STD))
+
+    # -- device -----------------------------------------------------------
+    def _move_to(self, device: torch.device) -> None:
+        # channels_last makes CPU convolutions about 20% faster here and is exact.
+        self.model.to(device=device, memory_format=torch.channels_last)
+        self.device = device
+
+    @property
+    def device_name(self) -> str:
+        return device_name(self.device)
+
+    def run_with_fallback(self, fn: Callable[[], object]) -> object:
+        """Run ``fn``; if the accelerator runs out of memory, move to the CPU and retry once."""
+        try:
+            return fn()
+        except (RuntimeError, torch.OutOfMemoryError) as e:
+            if self.device.type == "cpu" or not is_out_of_memory(e):
+                raise
+            message = f"{self.device_name} ran out of memory; continuing on the CPU"
+            self.warnings.append(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            self._move_to(torch.device("cpu"))
+            return fn()
+
+    # -- preprocessing ----------------------------------------------------
+    def prepare(self, item: ImageInput, mode: str = "full", fast_decode: bool = True) -> Prepared:
+        """Load (if needed) and preprocess one image; raises ImageLoadError for bad files."""
+        if isinstance(item, (str, Path)) and fast_decode:
+            loaded = load_image(item, lambda size: pp.decode_size_hint(size, mode, self.input_size))
+        else:
+            loaded = as_loaded(item)
+        geometry = pp.plan(loaded.original_size, mode, self.input_size)
+        analysed = pp.analysed_image(loaded.image, geometry)
+        return Prepared(loaded, pp.to_tensor(analysed, self.mean, self.std), geometry)
+
+    def batch(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(list(tensors)).to(self.device, memory_format=torch.channels_last)
+
+    # -- inference --------------------------------------------------------
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                return self.model(x.to(self.device, memory_format=torch.channels_last)).float()
+        return self.run_with_fallback(run)
+
+    def top_predictions(self, logits: torch.Tensor, topk: int) -> list[list[Prediction]]:
+        probs = torch.softmax(logits.float(), dim=1).cpu()
+        k = max(1, min(int(topk), probs.shape[1]))
+        values, indices = probs.topk(k, dim=1)
+        return [[Prediction(int(i), self.labels[int(i)], float(v)) for v, i in zip(vs, idx)]
+                for vs, idx in zip(values, indices)]
+
+    def predict(self, image_or_images: ImageInput | Sequence[ImageInput], topk: int = 5,
+                preprocess: str = "full") -> list[Prediction] | list[list[Prediction]]:
+        """Top-k predictions for one image (a list) or for several (a list per image)."""
+        single = not isinstance(image_or_images, (list, tuple))
+        items = [image_or_images] if single else list(image_or_images)
+        results: list[list[Prediction]] = []
+        for prepared in map(lambda it: self.prepare(it, preprocess), items):
+            results.extend(self.top_predictions(self.logits(prepared.tensor[None]), topk))
+        return results[0] if single else results
+
+    def predict_paths(self, paths: Iterable[str | Path], topk: int = 5, preprocess: str = "full",
+                      batch_size: int = 8, workers: int = 2) -> Iterator[PathResult]:
+        """Classify files in order, decoding ahead in threads while the network runs.
+
+        Consecutive images of the same analysed size are batched.  A file that
+        fails yields a result with ``error`` set; the rest carry on.
+        """
+        paths = [Path(p) for p in paths]
+        window = max(batch_size * 2, workers * 2)
+        pending: collections.deque[tuple[Path, Future]] = collections.deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+            it = iter(paths)
+
+            def refill() -> None:
+                while len(pending) < window:
+                    p = next(it, None)
+                    if p is None:
+                        return
+                    pending.append((p, pool.submit(self.prepare, p, preprocess)))
+
+            refill()
+            while pending:
+                group: list[tuple[Path, Prepared]] = []
+                errors: list[PathResult] = []
+                while pending and len(group) < batch_size:
+                    path, fut = pending[0]
+                    try:
+                        prepared = fut.result()
+                    except DenseLensError as e:
+                        pending.popleft()
+                        if group:  # keep output in input order: flush the group first
+                            errors.append(PathResult(path, None, str(e)))
+                            break
+                        yield PathResult(path, None, str(e))
+                        refill()
+                        continue
+                    if group and prepared.tensor.shape != group[0][1].tensor.shape:
+                        break
+                    pending.popleft()
+                    group.append((path, prepared))
+                    refill()
+                if group:
+                    logits = self.logits(self.batch([g[1].tensor for g in group]))
+                    for (path, _), preds in zip(group, self.top_predictions(logits, topk)):
+                        yield PathResult(path, preds, None)
+                yield from errors
+                refill()

@@ -1,0 +1,129 @@
+"""torchvision's published ImageNet DenseNet weights: metadata, cache and download.
+
+Weights are data: each entry says where the file lives, the start of its
+SHA-256 (the 8 hex digits in its name, as torchvision checks), its size and
+accuracy.  Files land in the standard torch hub cache, so a file torchvision
+already downloaded is reused, and vice versa.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.errors import DownloadCancelled, WeightsUnavailableError
+
+DEFAULT_BASE_URL = "https://download.pytorch.org/models/"
+BASE_URL_ENV = "DENSELENS_WEIGHTS_URL"
+
+# progress(bytes_done, bytes_total or None) -> False to cancel
+ProgressCallback = Callable[[int, "int | None"], "bool | None"]
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    arch: str
+    filename: str
+    parameters: int
+    acc1: float
+    acc5: float
+    size_mb: float
+
+    @property
+    def sha256_prefix(self) -> str:
+        return self.filename.rsplit("-", 1)[1].split(".")[0]
+
+
+IMAGENET_WEIGHTS = {
+    w.arch: w
+    for w in (
+        PretrainedWeights("densenet121", "densenet121-a639ec97.pth", 7_978_856, 74.434, 91.972, 30.8),
+        PretrainedWeights("densenet161", "densenet161-8d451a50.pth", 28_681_000, 77.138, 93.560, 110.4),
+        PretrainedWeights("densenet169", "densenet169-b2777c0a.pth", 14_149_480, 75.600, 92.806, 54.7),
+        PretrainedWeights("densenet201", "densenet201-c1103571.pth", 20_013_928, 76.896, 93.370, 77.4),
+    )
+}
+
+
+def cache_dir() -> Path:
+    """torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``)."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "torch")
+    return Path(torch_home) / "hub" / "checkpoints"
+
+
+def cached_path(weights: PretrainedWeights) -> Path | None:
+    path = cache_dir() / weights.filename
+    return path if path.is_file() else None
+
+
+def base_url() -> str:
+    url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def download_weights(weights: PretrainedWeights, progress: ProgressCallback | None = None,
+                     url: str | None = None, timeout: float = 30.0) -> Path:
+    """Download into the cache and return the path; verify the SHA-256 prefix.
+
+    The file is written to a temporary name beside its destination and renamed
+    only once complete and verified, so the cache never holds a corrupt file.
+    """
+    url = url or base_url() + weights.filename
+    dest_dir = cache_dir()
+    dest = dest_dir / weights.filename
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WeightsUnavailableError(f"cannot create the weights cache {dest_dir}: {e.strerror}") from e
+    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{weights.filename}.", suffix=".partial")
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            total = resp.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            done = 0
+            if progress and progress(0, total) is False:
+                raise DownloadCancelled("download cancelled")
+            while chunk := resp.read(1 << 16):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress and progress(done, total) is False:
+                    raise DownloadCancelled("download cancelled")
+            if total is not None and done != total:
+                raise WeightsUnavailableError(
+                    f"download of {weights.filename} was cut off after {done:,} of {total:,} bytes")
+        if not digest.hexdigest().startswith(weights.sha256_prefix):
+            raise WeightsUnavailableError(
+                f"{weights.filename} from {url} is corrupt (SHA-256 {digest.hexdigest()[:8]}, "
+                f"expected {weights.sha256_prefix}...); nothing was saved")
+        os.replace(tmp, dest)
+        return dest
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e)
+        raise WeightsUnavailableError(
+            f"could not download {weights.arch} weights from {url}: {reason}. "
+            f"Use --model demo or --model FILE, or place {weights.filename} in {dest_dir}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def ensure_weights(arch: str, progress: ProgressCallback | None = None,
+                   allow_download: bool = True) -> Path:
+    """Path of the cached ImageNet weights for ``arch``, downloading them if needed."""
+    weights = IMAGENET_WEIGHTS[arch]
+    path = cached_path(weights)
+    if path is not None:
+        return path
+    if not allow_download:
+        raise WeightsUnavailableError(
+            f"{arch} ImageNet weights are not in {cache_dir()} and downloading is off")
+    return download_weights(weights, progress)

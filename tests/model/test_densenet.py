@@ -1,0 +1,158 @@
+"""The from-scratch DenseNet: sizes, torchvision equivalence, taps and fusion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from model.architecture import dense_block_conv_weights, describe, plain_cnn_conv_weights
+from model.checkpoints import build_model, read_checkpoint
+from model.densenet import DenseNet, densenet, densenet121, densenet161, densenet169, densenet201
+from tests.conftest import make_tiny
+
+
+@pytest.mark.parametrize("factory, expected", [
+    (densenet121, 7_978_856), (densenet161, 28_681_000),
+    (densenet169, 14_149_480), (densenet201, 20_013_928),
+])
+def test_factories_have_torchvision_parameter_counts(factory, expected):
+    with torch.device("meta"):
+        model = factory()
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_bc_100_k12_is_about_0_8m_parameters():
+    with torch.device("meta"):
+        model = densenet(12, (16, 16, 16), 24, num_classes=10, stem="small")
+    assert 0.75e6 < sum(p.numel() for p in model.parameters()) < 0.82e6
+
+
+def test_seed_article_example_dense_vs_plain_conv_weights():
+    assert dense_block_conv_weights(6, 4, 4) == 1_728
+    assert plain_cnn_conv_weights([6, 10, 14, 18, 22]) == 7_632
+
+
+def test_describe_reports_connections_growth_and_sizes():
+    report = describe(densenet121().config, (224, 224))
+    blocks = {s.name: s for s in report.stages}
+    assert report.parameters == 7_978_856
+    assert [blocks[f"denseblock{i}"].connections for i in range(1, 5)] == [21, 78, 300, 136]
+    assert blocks["denseblock1"].channel_growth[:3] == [64, 96, 128]
+    assert [(blocks[n].out_channels, blocks[n].height) for n in
+            ("denseblock1", "denseblock2", "denseblock3", "denseblock4")] == \
+        [(256, 56), (512, 28), (1024, 14), (1024, 7)]
+    assert sum(s.parameters for s in report.stages) == report.parameters
+
+
+def _real_input() -> torch.Tensor:
+    from matplotlib import cbook
+    from PIL import Image
+
+    from model.preprocess import analysed_image, plan, to_tensor
+
+    img = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+    return to_tensor(analysed_image(img, plan(img.size, "center-crop")))[None]
+
+
+def _assert_same_logits(tv, ours: DenseNet, tol=1e-4):
+    x = _real_input()
+    with torch.no_grad():
+        expected = tv(x)
+        got = ours.eval()(x)
+    assert (expected - got).abs().max().item() <= tol
+
+
+def test_loads_torchvision_state_dict_strictly_and_matches_logits(tv_densenet121):
+    ours = densenet121()
+    ours.load_state_dict(tv_densenet121.state_dict(), strict=True)
+    assert list(ours.state_dict()) == list(tv_densenet121.state_dict())
+    _assert_same_logits(tv_densenet121, ours)
+
+
+def test_pth_file_matches_torchvision(tv_densenet121, densenet121_pth):
+    _assert_same_logits(tv_densenet121, build_model(read_checkpoint(densenet121_pth)))
+
+
+def test_safetensors_file_matches_torchvision(tv_densenet121, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in tv_densenet121.state_dict().items()}, str(path))
+    _assert_same_logits(tv_densenet121, build_model(read_checkpoint(path)))
+
+
+def test_legacy_key_checkpoint_loads(tv_densenet121, tmp_path):
+    legacy = {}
+    for k, v in tv_densenet121.state_dict().items():
+        for part in ("norm1", "norm2", "conv1", "conv2"):
+            k = k.replace(f".{part}.", f".{part[:-1]}.{part[-1]}.")
+        legacy[k] = v
+    assert "features.denseblock1.denselayer1.norm.1.weight" in legacy
+    path = tmp_path / "legacy.pth"
+    torch.save(legacy, path)
+    _assert_same_logits(tv_densenet121, build_model(read_checkpoint(path)))
+
+
+def test_fused_inference_model_matches_and_keeps_taps(tv_densenet121):
+    plain = densenet121()
+    plain.load_state_dict(tv_densenet121.state_dict())
+    fused = densenet121()
+    fused.load_state_dict(tv_densenet121.state_dict())
+    fused.fuse_for_inference().to(memory_format=torch.channels_last)
+    x = _real_input()
+    with torch.no_grad():
+        a, ta = plain.eval().forward_with_taps(x, plain.tap_names)
+        b, tb = fused.forward_with_taps(x.to(memory_format=torch.channels_last), fused.tap_names)
+    assert (a - b).abs().max() <= 1e-4
+    for name in plain.tap_names:
+        assert torch.allclose(ta[name], tb[name], atol=1e-4), name
+
+
+def test_taps_have_documented_shapes_and_norm5_is_post_relu():
+    model = make_tiny()
+    x = torch.randn(2, 3, 32, 48)
+    logits, taps = model.forward_with_taps(x, model.tap_names)
+    assert model.tap_names == ["denseblock1", "transition1", "denseblock2", "transition2",
+                               "denseblock3", "norm5"]
+    assert taps["denseblock1"].shape == (2, 16, 32, 48)  # 8 + 2 * 4 channels
+    assert taps["transition1"].shape == (2, 8, 16, 24)
+    assert taps["norm5"].min() >= 0
+    pooled = taps["norm5"].mean(dim=(2, 3))
+    assert torch.allclose(model.classifier(pooled), logits, atol=1e-6)
+
+
+def test_taps_are_not_rewritten_by_later_layers():
+    model = make_tiny()
+    x = torch.randn(1, 3, 32, 32)
+    _, taps = model.forward_with_taps(x, ["denseblock3", "norm5"])
+    snapshot = {k: v.clone() for k, v in taps.items()}
+    _, again = model.forward_with_taps(x, ["denseblock3", "norm5"])
+    for k in taps:
+        assert torch.equal(taps[k], snapshot[k]) and torch.equal(again[k], snapshot[k])
+
+
+def test_grad_taps_give_gradients_without_touching_parameters():
+    model = make_tiny()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    logits, taps = model.forward_with_taps(torch.randn(1, 3, 32, 32), ["denseblock2", "norm5"],
+                                           grad_taps=True)
+    grads = torch.autograd.grad(logits[0, 1], [taps["denseblock2"], taps["norm5"]])
+    assert grads[0].shape == taps["denseblock2"].shape and grads[0].abs().sum() > 0
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_unknown_tap_is_rejected():
+    with pytest.raises(KeyError, match="valid"):
+        make_tiny().forward_with_taps(torch.randn(1, 3, 32, 32), ["denseblock9"])
+
+
+def test_memory_efficient_training_gives_the_same_gradients():
+    torch.manual_seed(0)
+    a = densenet(4, (3, 3), 8, 2, num_classes=3, stem="small").train()
+    b = densenet(4, (3, 3), 8, 2, num_classes=3, stem="small", memory_efficient=True).train()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    a(x).sum().backward()
+    b(x).sum().backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa.grad, pb.grad, atol=1e-5), name
