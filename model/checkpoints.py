@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from model.densenet import DenseNet, DenseNetConfig
 from model.errors import CheckpointError
 
 # Old torchvision checkpoints name dense-layer parts "norm.1" instead of "norm1".
-_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.[a-z_]+)$")
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 _PREFIXES = ("module.", "model.")
 
@@ -76,7 +75,7 @@ def _read_file(path: Path) -> tuple[dict, dict]:
         raise CheckpointError(
             f"{path}: refused: the file contains objects that are not plain tensors and data "
             f"(loading it could run code). Detail: {first}") from e
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as e:
+    except Exception as e:  # noqa: BLE001 - garbage bytes make the unpickler raise anything
         raise CheckpointError(f"{path}: not a PyTorch checkpoint or the file is damaged ({e})") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from model import preprocess as pp
 from model.checkpoints import Checkpoint, build_model, read_checkpoint
@@ -114,6 +113,11 @@ class DenseNetClassifier:
         # channels_last makes CPU convolutions about 20% faster here and is exact.
         self.model.to(device=device, memory_format=torch.channels_last)
         self.device = device
+
+    @property
+    def config(self):
+        """The network's DenseNetConfig."""
+        return self.model.config
 
     @property
     def device_name(self) -> str:

@@ -23,7 +23,10 @@ def available_devices() -> list[str]:
 def device_name(device: torch.device) -> str:
     """A human-readable name ("NVIDIA H200", "Apple MPS", "CPU")."""
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+        try:
+            return f"{torch.cuda.get_device_name(device)} ({device})"
+        except (RuntimeError, AssertionError):  # driver gone since the device was chosen
+            return str(device)
     return {"mps": "Apple MPS", "cpu": "CPU"}.get(device.type, str(device))
 
 
@@ -44,7 +47,7 @@ def resolve_device(spec: str = "auto") -> tuple[torch.device, str | None]:
         return device, None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            return torch.device("cpu"), f"CUDA was requested but is not available here; using the CPU"
+            return torch.device("cpu"), "CUDA was requested but is not available here; using the CPU"
         if device.index is not None and device.index >= torch.cuda.device_count():
             return torch.device("cpu"), (f"{spec} does not exist ({torch.cuda.device_count()} CUDA "
                                          f"device(s) found); using the CPU")

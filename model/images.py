@@ -57,9 +57,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
                 arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
         grey = np.nan_to_num(arr).clip(0, 255).round().astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
-    if mode == "P" and "transparency" in img.info or mode == "PA":
-        img = img.convert("RGBA")
-    elif mode in ("LA", "La", "RGBa"):
+    if mode == "P" and "transparency" in img.info or mode == "PA" or mode in ("LA", "La", "RGBa"):
         img = img.convert("RGBA")
     if img.mode == "RGBA":
         background = Image.new("RGB", img.size, BACKGROUND)

@@ -9,9 +9,9 @@ already downloaded is reused, and vice versa.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,7 +107,7 @@ def download_weights(weights: PretrainedWeights, progress: ProgressCallback | No
                 f"expected {weights.sha256_prefix}...); nothing was saved")
         os.replace(tmp, dest)
         return dest
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (OSError, ValueError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e)
         raise WeightsUnavailableError(
             f"could not download {weights.arch} weights from {url}: {reason}. "

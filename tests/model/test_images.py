@@ -1,0 +1,128 @@
+"""Image decoding: every Pillow mode to RGB, orientation, animations and broken files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.errors import ImageLoadError
+from model.images import BACKGROUND, collect_images, load_image
+from tests.conftest import save_image
+
+
+def _pixel(path, xy=(5, 5)):
+    return load_image(path).image.getpixel(xy)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "CMYK"])
+def test_plain_modes_become_rgb(tmp_path, mode):
+    fmt = "TIFF" if mode == "CMYK" else "PNG"
+    path = save_image(tmp_path / f"x_{mode}.{fmt.lower()}", mode=mode, color=(255, 255, 255), fmt=fmt)
+    loaded = load_image(path)
+    assert loaded.image.mode == "RGB" and loaded.original_size == (80, 60)
+    assert loaded.image.getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_transparency_is_composited_on_neutral_grey(tmp_path):
+    img = Image.new("RGBA", (20, 20), (255, 0, 0, 0))
+    img.putpixel((1, 1), (255, 0, 0, 255))
+    img.save(tmp_path / "rgba.png")
+    img.convert("LA").save(tmp_path / "la.png")
+    pal = Image.new("P", (20, 20), 0)
+    pal.putpalette([0, 0, 0, 255, 0, 0])
+    pal.putpixel((1, 1), 1)
+    pal.save(tmp_path / "p.png", transparency=0)
+    for name in ("rgba.png", "la.png", "p.png"):
+        assert _pixel(tmp_path / name) == BACKGROUND, name
+    assert _pixel(tmp_path / "rgba.png", (1, 1)) == (255, 0, 0)
+    assert _pixel(tmp_path / "p.png", (1, 1)) == (255, 0, 0)
+
+
+def test_16_bit_and_float_images_keep_their_brightness(tmp_path):
+    Image.fromarray(np.full((10, 10), 32768, np.uint16)).save(tmp_path / "i16.png")
+    Image.fromarray(np.full((10, 10), 0.25, np.float32), "F").save(tmp_path / "f.tif")
+    arr = np.zeros((10, 10), np.int32)
+    arr[:, 5:] = 1000
+    Image.fromarray(arr, "I").save(tmp_path / "i32.tif")
+    assert _pixel(tmp_path / "i16.png")[0] in (127, 128)
+    assert _pixel(tmp_path / "f.tif")[0] in (63, 64)
+    assert _pixel(tmp_path / "i32.tif", (1, 1))[0] == 0 and _pixel(tmp_path / "i32.tif", (8, 1))[0] == 255
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    img = Image.new("RGB", (80, 40), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 10, 40))  # red stripe on the left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    img.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    loaded = load_image(tmp_path / "rot.jpg")
+    assert loaded.original_size == (40, 80)
+    r, g, b = loaded.image.getpixel((20, 3))  # the left edge is now on top
+    assert r > 200 and b < 60
+
+
+def test_exif_rotation_with_reduced_jpeg_decoding(tmp_path):
+    img = Image.new("RGB", (1600, 800), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 200, 800))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "big.jpg", exif=exif)
+    loaded = load_image(tmp_path / "big.jpg", decode_hint=lambda size: (224, 448))
+    assert loaded.original_size == (800, 1600)
+    assert loaded.image.width < 800 and loaded.image.width >= 224
+    assert loaded.image.height / loaded.image.width == pytest.approx(2, rel=0.01)
+
+
+def test_animated_gif_uses_first_frame(tmp_path):
+    frames = [Image.new("RGB", (16, 16), c) for c in [(255, 0, 0), (0, 255, 0)]]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    r, g, _ = _pixel(tmp_path / "anim.gif")
+    assert r > 200 and g < 50
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_text("hello, I am text"), "not an image"),
+    (lambda p: p.mkdir(), "folder"),
+    (lambda p: None, "not found"),
+])
+def test_bad_files_get_a_clear_message(tmp_path, make, message):
+    path = tmp_path / "x.png"
+    make(path)
+    with pytest.raises(ImageLoadError, match=message) as info:
+        load_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_jpeg_is_reported(tmp_path):
+    path = tmp_path / "t.jpg"
+    Image.effect_noise((400, 300), 60).convert("RGB").save(path, quality=90)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ImageLoadError, match="truncated"):
+        load_image(path)
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    path = save_image(tmp_path / "bomb.png", size=(100, 100))
+    with pytest.raises(ImageLoadError, match="too large"):
+        load_image(path)
+
+
+def test_path_with_spaces_and_non_ascii(tmp_path):
+    path = save_image(tmp_path / "mes photos" / "été à Zürich 猫.png")
+    assert load_image(path).image.size == (80, 60)
+
+
+def test_collect_images_recurses_sorts_and_skips_non_images(tmp_path):
+    save_image(tmp_path / "b.png")
+    save_image(tmp_path / "a.JPG", fmt="JPEG")
+    save_image(tmp_path / "sub" / "c.webp")
+    (tmp_path / "readme.txt").write_text("x")
+    explicit = tmp_path / "data.bin"
+    explicit.write_text("x")
+    images, skipped = collect_images([tmp_path, explicit])
+    rel = [p.relative_to(tmp_path).as_posix() for p in images]
+    assert rel == ["a.JPG", "b.png", "sub/c.webp", "data.bin"]
+    assert [p.name for p in skipped] == ["data.bin", "readme.txt"]

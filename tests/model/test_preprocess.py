@@ -1,0 +1,56 @@
+"""Analysis geometry: what part of the original each mode analyses, at what size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from model.preprocess import analysed_image, decode_size_hint, plan, to_tensor
+
+
+def test_full_mode_keeps_aspect_and_covers_whole_image():
+    g = plan((600, 400), "full", 224)
+    assert g.analysed_size == (336, 224) and g.covers_whole_image
+    assert g.to_original(336, 224) == (600, 400)
+
+
+def test_full_mode_caps_extreme_aspect_ratios():
+    g = plan((10000, 10), "full", 224)
+    assert g.analysed_size == (896, 32)
+
+
+def test_center_crop_matches_torchvision_protocol():
+    g = plan((512, 256), "center-crop", 224)
+    # shorter side 256 -> scale 1; crop 224 in the middle: x from 144 to 368, y from 16 to 240
+    assert g.analysed_size == (224, 224)
+    assert g.crop_box == pytest.approx((144, 16, 368, 240))
+    assert not g.covers_whole_image
+
+
+def test_center_crop_pixels_equal_resize_then_crop():
+    import torchvision.transforms as T
+
+    img = Image.effect_noise((300, 200), 50).convert("RGB")
+    ours = to_tensor(analysed_image(img, plan(img.size, "center-crop")))
+    ref = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                     T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])(img)
+    assert ours.shape == ref.shape
+    assert (ours - ref).abs().mean() < 0.05
+
+
+def test_decode_hint_never_below_what_analysis_needs():
+    w, h = decode_size_hint((4000, 3000), "full")
+    assert 299 <= w <= 300 and 224 <= h <= 225
+    w, h = decode_size_hint((4000, 3000), "center-crop")
+    assert 256 <= h <= 257 and 341 <= w <= 342
+
+
+def test_unknown_mode_is_rejected():
+    with pytest.raises(ValueError, match="full, center-crop"):
+        plan((10, 10), "stretch")
+
+
+def test_to_tensor_normalises():
+    x = to_tensor(Image.new("RGB", (4, 4), (255, 0, 0)), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    assert torch.allclose(x[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
