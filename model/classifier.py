@@ -174,6 +174,22 @@ class DenseNetClassifier:
             results.extend(self.top_predictions(self.logits(prepared.tensor[None]), topk))
         return results[0] if single else results
 
+    def explain(self, image: ImageInput | Prepared, layers: Sequence[str] = ("denseblock4",),
+                classes: Sequence[int | str] | None = None, method: str = "gradcam", topk: int = 5,
+                preprocess: str = "full", progress: Callable[[int, int], None] | None = None,
+                cancelled: Callable[[], bool] | None = None):
+        """Heatmaps for each (layer, class) and the top-k predictions, from one forward pass.
+
+        ``classes``: None (the top class), or any of ``"topK"``, an index, a
+        class name.  ``method``: gradcam, gradcam++, xgradcam, layercam,
+        hirescam or scorecam (slow: ``progress``/``cancelled`` serve it).
+        Returns a ``model.explain.Explanation``.
+        """
+        from model.explain import explain
+
+        prepared = image if isinstance(image, Prepared) else self.prepare(image, preprocess, fast_decode=False)
+        return explain(self, prepared, layers, classes, method, topk, progress, cancelled)
+
     def predict_paths(self, paths: Iterable[str | Path], topk: int = 5, preprocess: str = "full",
                       batch_size: int = 8, workers: int = 2) -> Iterator[PathResult]:
         """Classify files in order, decoding ahead in threads while the network runs.

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=224, metavar="PX",
                    help="input size for the feature-map sizes (default 224)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    from model.explain_cli import add_explain_parser
+
+    add_explain_parser(sub, _add_input_options, _add_model_options)
     return parser
 
 
@@ -175,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_OK
-    commands = {"classify": cmd_classify, "info": cmd_info}
+    from model.explain_cli import cmd_explain
+
+    commands = {"classify": cmd_classify, "info": cmd_info, "explain": cmd_explain}
     try:
         return commands[args.command](args)
     except UsageError as e:
@@ -183,3 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_SOME_FAILED

@@ -25,3 +25,7 @@ class DownloadCancelled(DenseLensError):
 
 class ExportError(DenseLensError):
     """An output file could not be written; no partial file was left."""
+
+
+class Cancelled(DenseLensError):
+    """The user stopped a long computation."""

@@ -1,0 +1,154 @@
+"""``main.py explain``: heatmaps for files and folders, written to ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from model.cam import METHODS
+from model.render import COLORMAPS
+
+LAYER_CHOICES = ("denseblock1", "denseblock2", "denseblock3", "denseblock4", "transition1", "transition2",
+                 "transition3", "norm5", "all-blocks")
+
+
+def add_explain_parser(sub, add_input_options, add_model_options) -> None:
+    p = sub.add_parser("explain", help="Grad-CAM heatmaps for images and folders",
+                       description="Write heatmaps (overlay and heatmap PNGs; raw maps with --raw) for each "
+                       "image, layer and class into --out.")
+    add_input_options(p)
+    add_model_options(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--layer", action="append", metavar="LAYER",
+                   help=f"{'|'.join(LAYER_CHOICES)}; repeatable (default denseblock4). all-blocks also writes "
+                   "a grid of the four dense blocks per class")
+    p.add_argument("--method", default="gradcam", metavar="METHOD", help=f"{'|'.join(METHODS)} (default gradcam)")
+    p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
+                   help="top1|topK|INDEX|LABEL; repeatable (default top1)")
+    p.add_argument("--colormap", default="jet", metavar="NAME", help=f"{'|'.join(COLORMAPS)} (default jet)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0.0-1.0 (default 0.5)")
+    p.add_argument("--raw", action="store_true", help="also write raw maps (.npy float32 and 16-bit PNG)")
+    p.add_argument("--metrics", action="store_true",
+                   help="faithfulness figures: deletion/insertion AUC, confidence with the top 20%% kept")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files instead of adding _2, _3")
+
+
+def _check_args(args: argparse.Namespace, valid_layers: list[str]) -> list[str]:
+    from model.cli import UsageError
+
+    if args.method not in METHODS:
+        raise UsageError(f"unknown method {args.method!r}; choose from {', '.join(METHODS)}")
+    if args.colormap not in COLORMAPS:
+        raise UsageError(f"unknown colormap {args.colormap!r}; choose from {', '.join(COLORMAPS)}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UsageError("--alpha must be between 0.0 and 1.0")
+    if args.topk < 1:
+        raise UsageError("--topk must be at least 1")
+    layers: list[str] = []
+    for name in args.layer or ["denseblock4"]:
+        expanded = [n for n in valid_layers if n.startswith("denseblock")] if name == "all-blocks" else [name]
+        for n in expanded:
+            if n not in valid_layers:
+                raise UsageError(f"unknown layer {n!r}; choose from {', '.join([*valid_layers, 'all-blocks'])}")
+            if n not in layers:
+                layers.append(n)
+    return layers
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from model.cli import EXIT_OK, EXIT_SOME_FAILED, UsageError, gather, load_classifier, progress_bar
+    from model.errors import DenseLensError
+    from model.export import describe_os_error
+
+    out = Path(args.out)
+    images = gather(args.paths)
+    clf = load_classifier(args)
+    layers = _check_args(args, clf.model.tap_names)
+    # Validate class names before any work, so a typo fails fast.
+    named = [c for c in args.classes or [] if not c.lower().startswith("top") and not c.isdigit()]
+    from model.explain import resolve_classes
+
+    try:
+        if named:
+            resolve_classes(named, [], clf.labels)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the output folder {out}: {describe_os_error(e)}") from e
+
+    records, failed = [], 0
+    with progress_bar(len(images), args.quiet) as bar:
+        for path in images:
+            record = {"path": str(path), "predictions": [], "error": None, "explanations": []}
+            try:
+                record.update(explain_one(clf, path, layers, args, out))
+            except ValueError as e:  # e.g. top7 with --topk 5
+                raise UsageError(str(e)) from e
+            except DenseLensError as e:
+                record["error"] = str(e)
+            if record["error"]:
+                failed += 1
+                bar.write(f"error: {record['error']}", file=sys.stderr)
+            elif not args.json:
+                bar.write(_summary(record))
+            records.append(record)
+            bar.update(1)
+    if args.json:
+        json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    if not images:
+        print("error: no images found in the given paths", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed or not images else EXIT_OK
+
+
+def explain_one(clf, path: Path, layers: list[str], args: argparse.Namespace, out: Path) -> dict:
+    from model.faithfulness import faithfulness
+    from model.heatmap_files import export_block_grid, export_map
+
+    explanation = clf.explain(path, layers=layers, classes=args.classes, method=args.method, topk=args.topk,
+                              preprocess=args.preprocess)
+    kinds = ("overlay", "heatmap", "raw") if args.raw else ("overlay", "heatmap")
+    entries, warnings = [], []
+    model_name = clf.source
+    for m in explanation.maps:
+        files = export_map(explanation, m, out, model_name, kinds, args.colormap, args.alpha, args.overwrite)
+        entry = {"layer": m.layer, "class_index": m.class_index, "label": m.label,
+                 "probability": m.probability, "status": m.status, "files": files}
+        if not m.ok:
+            warnings.append(m.status_message())
+        if args.metrics and m.ok:
+            entry["metrics"] = faithfulness(clf, explanation.prepared.tensor[None], m.analysed,
+                                            m.class_index).to_dict()
+        entries.append(entry)
+    grids = {}
+    if len([n for n in layers if n.startswith("denseblock")]) > 1:
+        for class_index in dict.fromkeys(m.class_index for m in explanation.maps):
+            g = export_block_grid(explanation, class_index, out, model_name, args.colormap, args.alpha,
+                                  args.overwrite)
+            if g:
+                grids[str(class_index)] = g
+    result = {"predictions": [p.to_dict() for p in explanation.predictions], "explanations": entries}
+    if grids:
+        result["grids"] = grids
+    if warnings:
+        result["warnings"] = warnings
+    return result
+
+
+def _summary(record: dict) -> str:
+    top = record["predictions"][0] if record["predictions"] else None
+    head = f"{record['path']}: {top['label']} {top['probability'] * 100:.1f}%" if top else record["path"]
+    lines = [head]
+    for e in record["explanations"]:
+        written = ", ".join(Path(p).name for paths in e["files"].values() for p in paths) or e["status"]
+        metrics = e.get("metrics")
+        extra = (f"  deletion {metrics['deletion_auc']:.3f} insertion {metrics['insertion_auc']:.3f} "
+                 f"top-20% {metrics['confidence_change_top20']:+.3f}") if metrics else ""
+        lines.append(f"  {e['layer']} · {e['label']}: {written}{extra}")
+    for g in record.get("grids", {}).values():
+        lines.append(f"  grid: {Path(g).name}")
+    return "\n".join(lines)
