@@ -174,12 +174,14 @@ class DenseNetClassifier:
             results.extend(self.top_predictions(self.logits(prepared.tensor[None]), topk))
         return results[0] if single else results
 
-    def explain(self, image: ImageInput | Prepared, layers: Sequence[str] = ("denseblock4",),
+    def explain(self, image: ImageInput | Prepared, layers: Sequence[str] | None = None,
                 classes: Sequence[int | str] | None = None, method: str = "gradcam", topk: int = 5,
                 preprocess: str = "full", progress: Callable[[int, int], None] | None = None,
                 cancelled: Callable[[], bool] | None = None):
         """Heatmaps for each (layer, class) and the top-k predictions, from one forward pass.
 
+        ``layers``: tap names (``denseblock1..4``, ``transition1..3``,
+        ``norm5``); None means the deepest dense block.
         ``classes``: None (the top class), or any of ``"topK"``, an index, a
         class name.  ``method``: gradcam, gradcam++, xgradcam, layercam,
         hirescam or scorecam (slow: ``progress``/``cancelled`` serve it).

@@ -24,7 +24,6 @@ from model.preprocess import Geometry
 if TYPE_CHECKING:
     from model.classifier import DenseNetClassifier, Prediction, Prepared
 
-DEFAULT_LAYER = "denseblock4"
 ClassSpec = "int | str"
 
 
@@ -147,18 +146,23 @@ def resolve_classes(specs: Sequence[ClassSpec] | None, predictions: list[Predict
     return result
 
 
-def explain(clf: DenseNetClassifier, prepared: Prepared, layers: Sequence[str] = (DEFAULT_LAYER,),
+def default_layer(tap_names: Sequence[str]) -> str:
+    """The deepest dense block (``denseblock4`` for ImageNet DenseNets)."""
+    return [n for n in tap_names if n.startswith("denseblock")][-1]
+
+
+def explain(clf: DenseNetClassifier, prepared: Prepared, layers: Sequence[str] | None = None,
             classes: Sequence[ClassSpec] | None = None, method: str = "gradcam", topk: int = 5,
             progress: Callable[[int, int], None] | None = None,
             cancelled: Callable[[], bool] | None = None) -> Explanation:
     """Maps for every (layer, class) from one forward pass; see ``DenseNetClassifier.explain``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    layers = list(dict.fromkeys(layers))
     valid = clf.model.tap_names
+    layers = list(dict.fromkeys(layers or [default_layer(valid)]))
     bad = [name for name in layers if name not in valid]
-    if bad or not layers:
-        raise ValueError(f"unknown layer(s) {', '.join(bad) or '(none)'}; choose from {', '.join(valid)}")
+    if bad:
+        raise ValueError(f"unknown layer(s) {', '.join(bad)}; choose from {', '.join(valid)}")
     order = sorted(layers, key=valid.index)
 
     def run():

@@ -22,8 +22,8 @@ def add_explain_parser(sub, add_input_options, add_model_options) -> None:
     add_model_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--layer", action="append", metavar="LAYER",
-                   help=f"{'|'.join(LAYER_CHOICES)}; repeatable (default denseblock4). all-blocks also writes "
-                   "a grid of the four dense blocks per class")
+                   help=f"{'|'.join(LAYER_CHOICES)}; repeatable (default: the deepest dense block). "
+                   "all-blocks also writes a grid of the dense blocks per class")
     p.add_argument("--method", default="gradcam", metavar="METHOD", help=f"{'|'.join(METHODS)} (default gradcam)")
     p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
                    help="top1|topK|INDEX|LABEL; repeatable (default top1)")
@@ -47,7 +47,9 @@ def _check_args(args: argparse.Namespace, valid_layers: list[str]) -> list[str]:
     if args.topk < 1:
         raise UsageError("--topk must be at least 1")
     layers: list[str] = []
-    for name in args.layer or ["denseblock4"]:
+    from model.explain import default_layer
+
+    for name in args.layer or [default_layer(valid_layers)]:
         expanded = [n for n in valid_layers if n.startswith("denseblock")] if name == "all-blocks" else [name]
         for n in expanded:
             if n not in valid_layers:

@@ -46,11 +46,23 @@ def safe_component(text: str, max_length: int = 60) -> str:
 def export_stem(image_stem: str, class_index: int, label: str, layer: str, method: str) -> str:
     """``<image>_<index>-<label>_<layer>_<method>``, made safe."""
     return "_".join([safe_component(image_stem), f"{class_index}-{safe_component(label, 40)}",
-                     safe_component(layer), safe_component(method.replace("+", "pp"))])
+                     safe_component(layer), method_slug(method)])
+
+
+def method_slug(method: str) -> str:
+    """``gradcam++`` -> ``gradcampp``: a method name fit for a file name."""
+    return safe_component(method.replace("++", "pp"))
 
 
 def describe_os_error(error: OSError) -> str:
     return _REASONS.get(error.errno, error.strerror or str(error))
+
+
+def _folder_problem(folder: Path) -> str:
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return "the folder does not exist" if candidate.is_dir() else f"{candidate} is not a folder"
+    return "the folder does not exist"
 
 
 def _candidates(path: Path):
@@ -64,8 +76,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], overwrite:
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
-        raise ExportError(f"cannot write {path}: " + ("the destination is not a folder" if folder.exists()
-                                                      else "the folder does not exist"))
+        raise ExportError(f"cannot write {path}: {_folder_problem(folder)}")
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.stem[:40]}.", suffix=".part")

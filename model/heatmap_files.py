@@ -8,7 +8,7 @@ from model import __version__
 from model.cam import METHOD_TITLES
 from model.errors import ExportError
 from model.explain import Explanation, LayerClassMap
-from model.export import export_stem, safe_component, save_npy, save_png
+from model.export import export_stem, method_slug, safe_component, save_npy, save_png
 from model.render import grid, heatmap_image, overlay, raw_to_uint16
 
 KINDS = ("overlay", "heatmap", "raw")
@@ -86,6 +86,6 @@ def export_block_grid(explanation: Explanation, class_index: int, out_dir: str |
     loaded = explanation.prepared.loaded
     stem = "_".join([safe_component(loaded.path.stem if loaded.path else "image"),
                      f"{class_index}-{safe_component(first.label, 40)}", "blocks",
-                     safe_component(explanation.method.replace("+", "pp"))])
+                     method_slug(explanation.method)])
     meta = map_metadata(explanation, first, model_name, {"denselens:layer": ",".join(m.layer for m in maps)})
     return str(save_png(grid(tiles, title=title), Path(out_dir) / f"{stem}_grid.png", meta, overwrite))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -15,7 +15,7 @@ _MATPLOTLIB_NAMES = {"grey": "gray"}
 OUTSIDE_DIM = 0.45  # brightness kept outside the analysed region (center-crop)
 
 
-@lru_cache(maxsize=None)
+@cache
 def colormap_lut(name: str) -> np.ndarray:
     """A (256, 3) uint8 lookup table from matplotlib's maintained colormaps."""
     if name not in COLORMAPS:
