@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from model.choices import METHOD_TITLES, METHODS  # noqa: F401 - re-exported
 from model.errors import Cancelled
 
 
@@ -60,9 +61,6 @@ GRADIENT_METHODS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "layercam": _layercam,
     "hirescam": _hirescam,
 }
-METHODS = (*GRADIENT_METHODS, "scorecam")
-METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
-                 "layercam": "LayerCAM", "hirescam": "HiResCAM", "scorecam": "Score-CAM"}
 
 
 def combine(activations: Tensor, weights: Tensor) -> Tensor:

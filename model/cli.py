@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input size for the feature-map sizes (default 224)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     from model.explain_cli import add_explain_parser
+    from model.train_cli import add_train_parser
 
     add_explain_parser(sub, _add_input_options, _add_model_options)
+    add_train_parser(sub)
     return parser
 
 
@@ -179,8 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     from model.explain_cli import cmd_explain
+    from model.train_cli import cmd_train
 
-    commands = {"classify": cmd_classify, "info": cmd_info, "explain": cmd_explain}
+    commands = {"classify": cmd_classify, "info": cmd_info, "explain": cmd_explain, "train": cmd_train}
     try:
         return commands[args.command](args)
     except UsageError as e:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from model.preprocess import Geometry
+from model.choices import COLORMAPS
 
-COLORMAPS = ("jet", "turbo", "inferno", "viridis", "grey")
+if TYPE_CHECKING:
+    from model.preprocess import Geometry
+
 _MATPLOTLIB_NAMES = {"grey": "gray"}
 OUTSIDE_DIM = 0.45  # brightness kept outside the analysed region (center-crop)
 
@@ -24,6 +27,12 @@ def colormap_lut(name: str) -> np.ndarray:
 
     cmap = colormaps[_MATPLOTLIB_NAMES.get(name, name)]
     return (cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).round().astype(np.uint8)
+
+
+def colour_table(colormap: str, levels: int = 255) -> list[tuple[int, int, int, int]]:
+    """RGBA per 8-bit index for display: ``levels`` heat levels, then transparent (outside the analysed region)."""
+    picks = np.linspace(0, 255, levels).round().astype(int)
+    return [(int(r), int(g), int(b), 255) for r, g, b in colormap_lut(colormap)[picks]] + [(0, 0, 0, 0)]
 
 
 def colorize(heat: np.ndarray, colormap: str = "jet") -> np.ndarray:

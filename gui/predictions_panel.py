@@ -1,0 +1,126 @@
+"""Top-k predictions with probability bars; clicking one (or searching any class) picks the heatmap's class."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QCompleter,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class PredictionRow(QPushButton):
+    """A checkable row: rank, label and a probability bar."""
+
+    def __init__(self, rank: int, index: int, label: str, probability: float, parent=None) -> None:
+        super().__init__(parent)
+        self.class_index = index
+        self.setCheckable(True)
+        self.setToolTip(f"Class {index}: {label} — {probability * 100:.2f}%. Click to see its heatmap.")
+        self.setAccessibleName(f"Prediction {rank}: {label}, {probability * 100:.1f} percent")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 6, 2)
+        name = QLabel(f"{rank}. {label}")
+        name.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        bar = QProgressBar()
+        bar.setRange(0, 1000)
+        bar.setValue(round(probability * 1000))
+        bar.setFormat(f"{probability * 100:.1f}%")
+        bar.setFixedWidth(110)
+        bar.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        layout.addWidget(name, 1)
+        layout.addWidget(bar)
+        self.setMinimumHeight(30)
+
+
+class PredictionsPanel(QWidget):
+    classChosen = Signal(int)
+    topkChanged = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._labels: list[str] = []
+        self._rows: list[PredictionRow] = []
+        layout = QVBoxLayout(self)
+        header = QHBoxLayout()
+        title = QLabel("<b>Predictions</b>")
+        self.topk = QSpinBox()
+        self.topk.setRange(1, 20)
+        self.topk.setPrefix("top ")
+        self.topk.setToolTip("How many predictions to list")
+        self.topk.setAccessibleName("Number of predictions")
+        self.topk.valueChanged.connect(self.topkChanged)
+        header.addWidget(title, 1)
+        header.addWidget(self.topk)
+        layout.addLayout(header)
+        self._rows_box = QVBoxLayout()
+        self._rows_box.setSpacing(2)
+        layout.addLayout(self._rows_box)
+        self.placeholder = QLabel("Drop images here or use File ▸ Open.")
+        self.placeholder.setWordWrap(True)
+        self._rows_box.addWidget(self.placeholder)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Show heatmap for any class…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search a class by name")
+        self.search.setToolTip("Type a class name and press Enter to see its heatmap")
+        self._completer_model = QStringListModel(self)
+        completer = QCompleter(self._completer_model, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.search.setCompleter(completer)
+        completer.activated.connect(self._search_class)
+        self.search.returnPressed.connect(lambda: self._search_class(self.search.text()))
+        layout.addWidget(self.search)
+        layout.addStretch(1)
+
+    def set_labels(self, labels: list[str]) -> None:
+        self._labels = list(labels)
+        self._completer_model.setStringList([f"{label} ({i})" for i, label in enumerate(labels)])
+
+    def set_message(self, text: str) -> None:
+        self._clear()
+        self.placeholder.setText(text)
+        self.placeholder.show()
+
+    def set_predictions(self, predictions: list, selected: int | None) -> None:
+        self._clear()
+        self.placeholder.hide()
+        for rank, p in enumerate(predictions, 1):
+            row = PredictionRow(rank, p.index, p.label, p.probability, self)
+            row.setChecked(p.index == selected)
+            row.clicked.connect(lambda _checked=False, i=p.index: self.classChosen.emit(i))
+            self._rows_box.addWidget(row)
+            self._rows.append(row)
+
+    def rows(self) -> list[PredictionRow]:
+        return list(self._rows)
+
+    def mark_selected(self, class_index: int) -> None:
+        for row in self._rows:
+            row.setChecked(row.class_index == class_index)
+
+    def _clear(self) -> None:
+        for row in self._rows:
+            row.deleteLater()
+        self._rows.clear()
+
+    def _search_class(self, text: str) -> None:
+        text = text.strip()
+        if text.endswith(")") and "(" in text:
+            idx = text.rsplit("(", 1)[1][:-1]
+            if idx.isdigit() and int(idx) < len(self._labels):
+                self.classChosen.emit(int(idx))
+                return
+        lowered = [label.lower() for label in self._labels]
+        if text.lower() in lowered:
+            self.classChosen.emit(lowered.index(text.lower()))
+        elif text.isdigit() and int(text) < len(self._labels):
+            self.classChosen.emit(int(text))
