@@ -15,7 +15,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
 log = logging.getLogger("denselens.engine")
 THUMBNAIL = 96
@@ -87,7 +87,12 @@ class ExportRequest:
     colormap: str
     alpha: float
     preprocess: str
-    grid: bool = False
+    grid: bool = False  # also a grid of every dense block per class
+
+    @property
+    def file_layer(self) -> str:
+        """The layer whose overlay/heatmap/raw files are written (the others only feed the grid)."""
+        return self.layers[0]
 
 
 @dataclass
@@ -177,8 +182,10 @@ class Engine(QObject):
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
-            QTimer.singleShot(0, self._step)
+            # A queued call, not a timer: nothing is left to stop when the thread ends.
+            QMetaObject.invokeMethod(self, "_step", Qt.ConnectionType.QueuedConnection)
 
+    @Slot()
     def _step(self) -> None:
         self._scheduled = False
         try:
@@ -305,7 +312,7 @@ class Engine(QObject):
             try:
                 ex = self._clf.explain(path, layers=request.layers, classes=request.classes,
                                        method=request.method, preprocess=request.preprocess)
-                for m in ex.maps:
+                for m in (m for m in ex.maps if m.layer == request.file_layer and request.kinds):
                     files = export_map(ex, m, request.out_dir, self._spec, request.kinds, request.colormap,
                                        request.alpha)
                     written.extend(p for paths in files.values() for p in paths)

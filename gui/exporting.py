@@ -119,7 +119,7 @@ class ExportController(QObject):
             return None
         w.settings.set_last_folder(folder)
         blocks = [t for t in w.info.taps if t.startswith("denseblock")]
-        layers = [w.current_layer] if kinds else []
+        layers = [w.current_layer]
         if dialog.grid.isChecked():
             layers += [b for b in blocks if b not in layers]
         self._request_id += 1

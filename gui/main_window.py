@@ -47,6 +47,9 @@ class MainWindow(QMainWindow):
     requestMetrics = Signal(object)
     requestConfigure = Signal(int, str)
     requestDropBatch = Signal()
+    # GUI-thread notifications (for whoever watches the window, tests included)
+    modelChanged = Signal(object)  # ModelInfo
+    modelLoadFailed = Signal(object)  # ModelFailure
 
     def __init__(self, settings: Settings | None = None, autoload: bool = True) -> None:
         super().__init__()
@@ -254,14 +257,14 @@ class MainWindow(QMainWindow):
 
     def _restore(self) -> None:
         s = self.settings
-        self._set_combo(self.method, s.method())
-        self.colormap.setCurrentText(s.colormap())
-        self.opacity.setValue(s.opacity())
-        self._set_combo(self.preprocess, s.preprocess())
-        self.predictions.topk.setValue(s.topk())
-        self.view.set_colormap(s.colormap())
-        self.view.set_opacity(s.opacity() / 100)
-        self.blocks.set_style(s.colormap(), s.opacity() / 100)
+        # Read everything first: applying one value saves the others through its signal.
+        method, colormap, opacity, mode, topk = s.method(), s.colormap(), s.opacity(), s.preprocess(), s.topk()
+        self._set_combo(self.method, method)
+        self.colormap.setCurrentText(colormap)
+        self.opacity.setValue(opacity)
+        self._set_combo(self.preprocess, mode)
+        self.predictions.topk.setValue(topk)
+        self._on_style()
         geometry, state, split = s.state("geometry"), s.state("state"), s.state("splitter")
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1280, 800)
@@ -451,6 +454,7 @@ class MainWindow(QMainWindow):
         if self.images.count():
             self._classify(self.images.paths())
         self.request_explanation()
+        self.modelChanged.emit(info)
 
     def _on_model_failed(self, failure: ModelFailure) -> None:
         self._hide_progress("download")
@@ -475,6 +479,7 @@ class MainWindow(QMainWindow):
         box.setModal(False)
         box.show()
         self.failure_box = box
+        self.modelLoadFailed.emit(failure)
 
     # -- classification and explanation --------------------------------------------------
     def _on_classified(self, result: Classified) -> None:
