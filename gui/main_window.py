@@ -459,8 +459,13 @@ class MainWindow(QMainWindow):
     def _on_model_failed(self, failure: ModelFailure) -> None:
         self._hide_progress("download")
         name = MODEL_TITLES.get(failure.spec, Path(failure.spec).name)
+        message = failure.message
+        if self.info is None and failure.weights_missing and failure.spec != "demo":
+            # Offline first start: the bundled demo model keeps the app usable meanwhile.
+            message += "\n\nUsing the demo model meanwhile."
+            self.load_model("demo")
         self.model_label.setText("No model" if self.info is None else self.model_label.text())
-        box = QMessageBox(QMessageBox.Icon.Warning, f"Cannot load {name}", failure.message,
+        box = QMessageBox(QMessageBox.Icon.Warning, f"Cannot load {name}", message,
                           QMessageBox.StandardButton.NoButton, self)
         retry = box.addButton("Retry", QMessageBox.ButtonRole.AcceptRole)
         choose = box.addButton("Load weights file…", QMessageBox.ButtonRole.ActionRole)

@@ -190,3 +190,28 @@ def two_shape_sample(seed: int, index: int, size: tuple[int, int] = (128, 128)) 
     rng = np.random.default_rng([seed, index, 2])
     a, b = rng.choice(len(CLASSES), size=2, replace=False)
     return render(rng, [int(a), int(b)], size, scale=(0.16, 0.26))
+
+
+def write_samples(folder: str, size: int = 256, seed: int = 2026) -> list[str]:
+    """One picture per class plus two two-shape pictures, as PNGs named after their content."""
+    from pathlib import Path
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    wanted = list(range(len(CLASSES)))
+    i = 0
+    while wanted:
+        s = sample(seed, i, (size, size))
+        i += 1
+        if s.label in wanted:
+            wanted.remove(s.label)
+            path = out / f"{CLASSES[s.label]}.png"
+            s.image.save(path)
+            written.append(str(path))
+    for j in range(2):
+        s = two_shape_sample(seed, j, (size, size))
+        path = out / f"{CLASSES[s.labels[0]]}-and-{CLASSES[s.labels[1]]}.png"
+        s.image.save(path)
+        written.append(str(path))
+    return written

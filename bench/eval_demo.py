@@ -1,0 +1,75 @@
+"""Full quality evaluation of the bundled demo model on freshly generated shapes.
+
+    .venv/bin/python bench/eval_demo.py [--model assets/models/demo.pth] [--images 1000] [--pointing 500]
+                                        [--two-shape 300] [--deletion 100] [--scorecam 50]
+
+Prints a Markdown table (the one in docs/QUALITY.md). The test suite runs a
+subset of the same measures (tests/model/test_demo_model.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.cam import METHOD_TITLES, METHODS  # noqa: E402
+from model.classifier import DenseNetClassifier  # noqa: E402
+from model.evaluation import EVAL_SEED, accuracy, deletion_vs_random, pointing_game, two_shape_check  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--pointing", type=int, default=500)
+    parser.add_argument("--two-shape", type=int, default=300)
+    parser.add_argument("--deletion", type=int, default=100)
+    parser.add_argument("--scorecam", type=int, default=50, help="images for Score-CAM's pointing game (slow)")
+    args = parser.parse_args()
+
+    t0 = time.time()
+    clf = DenseNetClassifier.load(args.model, device="cpu")
+    blocks = [t for t in clf.model.tap_names if t.startswith("denseblock")]
+    deepest = blocks[-1]
+    print(f"model {clf.source}: {sum(p.numel() for p in clf.model.parameters()):,} parameters, "
+          f"input {clf.input_size}; evaluation seed {EVAL_SEED}\n")
+    acc = accuracy(clf, args.images)
+    print(f"| accuracy, {args.images} single-shape images | {acc * 100:.1f}% |\n")
+
+    fast = [m for m in METHODS if m != "scorecam"]
+    rows = pointing_game(clf, args.pointing, blocks, fast)
+    if args.scorecam:
+        rows += pointing_game(clf, args.scorecam, blocks, ["scorecam"])
+    print(f"Pointing game (peak inside the object's box) / mean share of heat inside the box; "
+          f"{args.pointing} images ({args.scorecam} for Score-CAM):\n")
+    print("| method | " + " | ".join(blocks) + " |")
+    print("|---|" + "---|" * len(blocks))
+    for method in [*fast, "scorecam"] if args.scorecam else fast:
+        cells = []
+        for layer in blocks:
+            r = next(r for r in rows if r.layer == layer and r.method == method)
+            empty = f", {r.empty} empty" if r.empty else ""
+            cells.append(f"{r.rate * 100:.1f}% / {r.energy * 100:.0f}%{empty}")
+        print(f"| {METHOD_TITLES[method]} | " + " | ".join(cells) + " |")
+
+    two = two_shape_check(clf, args.two_shape, deepest)
+    print(f"\nTwo-shape pictures ({args.two_shape}), Grad-CAM at {deepest}:\n")
+    print(f"| top-2 predictions are the two shapes | {two.top2_rate * 100:.1f}% |")
+    print(f"| each class's peak on its own shape | {two.peak_rate * 100:.1f}% ({two.peaks_on_own_shape}/"
+          f"{two.peaks_total}) |")
+
+    d = deletion_vs_random(clf, args.deletion, deepest)
+    print(f"\nDeletion / insertion AUC, Grad-CAM at {deepest} against a random pixel order, {args.deletion} "
+          f"images (deletion: lower is better; insertion: higher is better):\n")
+    print("| order | deletion AUC | insertion AUC |\n|---|---|---|")
+    print(f"| Grad-CAM | {d.cam_deletion:.3f} | {d.cam_insertion:.3f} |")
+    print(f"| random | {d.random_deletion:.3f} | {d.random_insertion:.3f} |")
+    print(f"\n(evaluation took {time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
