@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-stamp
 DEV_STAMP := $(VENV)/.dev-stamp
 
-.PHONY: run test lint bench app clean
+.PHONY: run test lint bench app test-bundle clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,9 @@ bench: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
+
+app: $(DEV_STAMP)
+	$(PY) -m PyInstaller --noconfirm --distpath dist --workpath build/pyinstaller build.spec
+
+test-bundle: $(DEV_STAMP)
+	$(PY) -m pytest -m bundle -p no:cacheprovider tests/test_bundle.py

@@ -59,8 +59,14 @@ def cache_dir() -> Path:
 
 
 def cached_path(weights: PretrainedWeights) -> Path | None:
-    path = cache_dir() / weights.filename
-    return path if path.is_file() else None
+    """The weights file if present: bundled with the app (offline build), else in the torch hub cache."""
+    from model.paths import assets_dir
+
+    for folder in (assets_dir() / "weights", cache_dir()):
+        path = folder / weights.filename
+        if path.is_file():
+            return path
+    return None
 
 
 def base_url() -> str:
