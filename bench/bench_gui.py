@@ -30,28 +30,34 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def start_to_window(runs: int, home: Path) -> tuple[float, float]:
+def window_seconds(command: list[str], home: Path) -> float:
+    """Seconds from launching ``command`` until a visible window titled DenseLens exists (X display)."""
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
            "XDG_DATA_HOME": str(home / "data")}
-    env.pop("QT_QPA_PLATFORM", None)
+    for key in ("QT_QPA_PLATFORM", "PYTHONPATH"):
+        env.pop(key, None)
+    log = home / "window.log"
+    t0 = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        while True:
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^DenseLens$"],
+                                   capture_output=True, text=True).stdout.strip()
+            if found:
+                return time.perf_counter() - t0
+            if proc.poll() is not None or time.perf_counter() - t0 > 60:
+                raise RuntimeError(f"{command[-1]}: the window never appeared:\n{log.read_text()[-2000:]}")
+            time.sleep(0.01)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def start_to_window(runs: int, home: Path) -> tuple[float, float]:
     window_times, torch_times = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, str(ROOT / "main.py")], env=env, cwd=home,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            while True:
-                found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^DenseLens$"],
-                                       capture_output=True, text=True).stdout.strip()
-                if found:
-                    window_times.append(time.perf_counter() - t0)
-                    break
-                if proc.poll() is not None or time.perf_counter() - t0 > 60:
-                    raise RuntimeError("the window never appeared")
-                time.sleep(0.01)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+        window_times.append(window_seconds([sys.executable, str(ROOT / "main.py")], home))
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import torch, torchvision"], check=True)
         torch_times.append(time.perf_counter() - t0)

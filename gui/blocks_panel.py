@@ -75,11 +75,16 @@ class BlocksPanel(QWidget):
             tile.setChecked(name == layer)
 
     def _repaint(self) -> None:
+        if self._thumb is None:  # nothing to draw yet (and no colormap library to load at start-up)
+            for layer, tile in self._tiles.items():
+                tile.setIcon(QIcon())
+                tile.setText(layer)
+            return
         table = colour_table(self._colormap)
-        base = rgb_pixmap(self._thumb) if self._thumb is not None else None
+        base = rgb_pixmap(self._thumb)
         for layer, tile in self._tiles.items():
             index = self._heat.get(layer)
-            if base is None or index is None:
+            if index is None:
                 tile.setIcon(QIcon())
                 tile.setText(layer)
                 continue
