@@ -264,6 +264,9 @@ class Engine(QObject):
                 self.classified.emit(Classified(path, preds, None, _thumbnail(prepared.loaded.image)))
             except DenseLensError as e:
                 self.classified.emit(Classified(path, None, str(e)))
+            except Exception as e:  # noqa: BLE001 - one image's failure must not stall the batch
+                log.exception("classifying %s failed", path)
+                self.classified.emit(Classified(path, None, f"{path}: unexpected error ({type(e).__name__}: {e})"))
         if not self._classify:
             self.batchFinished.emit()
 
@@ -286,6 +289,11 @@ class Engine(QObject):
             return
         except (DenseLensError, ValueError) as e:
             result.error = str(e)
+            self.explained.emit(result)
+            return
+        except Exception as e:  # noqa: BLE001 - the window must never wait for an answer that cannot come
+            log.exception("explaining %s failed", request.path)
+            result.error = f"unexpected error ({type(e).__name__}: {e}); details are in the log"
             self.explained.emit(result)
             return
         picture = picture_array(ex.prepared.loaded.image)
@@ -324,6 +332,9 @@ class Engine(QObject):
                             written.append(grid)
             except (DenseLensError, ValueError) as e:
                 errors.append(str(e))
+            except Exception as e:  # noqa: BLE001 - keep exporting the others, report this one
+                log.exception("exporting %s failed", path)
+                errors.append(f"{path}: unexpected error ({type(e).__name__}: {e})")
         self.taskProgress.emit("export", total, total)
         self.exportFinished.emit(ExportReport(request.request_id, written, errors, False))
 
@@ -342,6 +353,9 @@ class Engine(QObject):
             self.metricsReady.emit(request.request_id, figures.to_dict())
         except (DenseLensError, ValueError) as e:
             self.metricsReady.emit(request.request_id, str(e))
+        except Exception as e:  # noqa: BLE001
+            log.exception("faithfulness for %s failed", request.path)
+            self.metricsReady.emit(request.request_id, f"unexpected error ({type(e).__name__}: {e})")
 
 
 def _thumbnail(image) -> object:

@@ -129,13 +129,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
             elif not args.json:
                 bar.write(format_predictions(result.path, result.predictions))
             bar.update(1)
-    if args.json:
+    return finish(records, as_json=args.json, failed=failed)
+
+
+def finish(records: list[dict], as_json: bool, failed: int) -> int:
+    """Print the JSON document if asked; exit code 1 if any image failed or none was found."""
+    if as_json:
         json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
-    if not images:
+    if not records:
         print("error: no images found in the given paths", file=sys.stderr)
-        return EXIT_SOME_FAILED
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    return EXIT_SOME_FAILED if failed or not records else EXIT_OK
 
 
 def format_predictions(path: Path, predictions) -> str:

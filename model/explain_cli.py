@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def _check_args(args: argparse.Namespace, valid_layers: list[str]) -> list[str]:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from model.cli import EXIT_OK, EXIT_SOME_FAILED, UsageError, gather, load_classifier, progress_bar
+    from model.cli import UsageError, finish, gather, load_classifier, progress_bar
     from model.errors import DenseLensError
     from model.export import describe_os_error
 
@@ -99,12 +98,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 bar.write(_summary(record))
             records.append(record)
             bar.update(1)
-    if args.json:
-        json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    if not images:
-        print("error: no images found in the given paths", file=sys.stderr)
-    return EXIT_SOME_FAILED if failed or not images else EXIT_OK
+    return finish(records, as_json=args.json, failed=failed)
 
 
 def explain_one(clf, path: Path, layers: list[str], args: argparse.Namespace, out: Path) -> dict:

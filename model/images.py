@@ -94,6 +94,7 @@ def load_image(path: str | Path,
     _check_path(path)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like: decode anyway
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 orientation = img.getexif().get(0x0112, 1)
@@ -112,7 +113,13 @@ def load_image(path: str | Path,
             f"{path}: image is too large to open safely (more than "
             f"{Image.MAX_IMAGE_PIXELS:,} pixels; possible decompression bomb)") from None
     except UnidentifiedImageError:
+        suffix = path.suffix.lower()
+        if suffix in (".heic", ".heif", ".avif"):
+            raise ImageLoadError(f"{path}: {suffix[1:].upper()} images are not supported by this installation "
+                                 "(convert it to JPEG or PNG)") from None
         raise ImageLoadError(f"{path}: not an image, or a format this app cannot read") from None
+    except PermissionError:
+        raise ImageLoadError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         detail = str(e) or type(e).__name__
         if "truncated" in detail.lower():

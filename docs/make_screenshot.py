@@ -1,0 +1,57 @@
+"""Takes docs/screenshot.png: the real window with the demo model, the bundled samples and a heatmap.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshot.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from gui.main_window import MainWindow
+
+    app = QApplication([])
+    QCoreApplication.setOrganizationName("DenseLensScreenshot")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    app.setWindowIcon(QIcon(str(ROOT / "assets" / "icons" / "denselens.png")))
+    w = MainWindow(autoload=False)
+    w.resize(1440, 880)
+    w.show()
+
+    def wait(cond, timeout=120.0) -> None:
+        end = time.time() + timeout
+        while not cond() and time.time() < end:
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+
+    w.load_model("demo")
+    wait(lambda: w.info is not None)
+    w.add_paths([str(ROOT / "assets" / "samples")])
+    wait(lambda: all(w.images.state(p) != "busy" for p in w.images.paths()))
+    target = str(ROOT / "assets" / "samples" / "circle-and-star.png")
+    w.images.setCurrentItem(w.images.item_for(target))
+    wait(lambda: w.last is not None and w.last.path == target)
+    second = w.last.predictions[1].index
+    w.choose_class(second if w.last.predictions[1].label in ("star", "circle") else w.last.predictions[0].index)
+    wait(lambda: w.last is not None and (w.current_layer, w.shown_class()) in w.last.heat)
+    time.sleep(0.2)
+    app.processEvents()
+    out = ROOT / "docs" / "screenshot.png"
+    w.grab().save(str(out))
+    print(f"wrote {out}")
+    w.close()
+
+
+if __name__ == "__main__":
+    main()
