@@ -36,7 +36,6 @@ from gui.settings import Settings
 from model.choices import COLORMAPS, IMAGENET_MODELS, METHOD_TITLES, METHODS, MODEL_TITLES
 
 log = logging.getLogger("denselens.gui")
-APP_NAME = "DenseLens"
 
 
 class MainWindow(QMainWindow):
@@ -53,7 +52,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: Settings | None = None, autoload: bool = True) -> None:
         super().__init__()
-        self.setWindowTitle(APP_NAME)
+        self.setWindowTitle("DenseLens")
         self.setAcceptDrops(True)
         self.setMinimumSize(900, 560)
         self.settings = settings or Settings()
@@ -63,9 +62,8 @@ class MainWindow(QMainWindow):
         self.current_class: int | None = None  # None: the top class
         self.current_layer = self.settings.layer()
         self.last: Explained | None = None
-        self._request_id = 0
-        self._pending_spec = ""
-        self._batch_started = 0.0
+        self._request_id = 0  # explanations: only the newest is shown
+        self._metrics_id = 0
 
         self._build_widgets()
         self._build_actions()
@@ -323,7 +321,6 @@ class MainWindow(QMainWindow):
 
     def _classify(self, paths: list[str]) -> None:
         self.images.mark_busy(paths)
-        self._batch_started = time.perf_counter()
         self.requestClassify.emit(list(paths))
         if len(paths) > 1:
             self._show_progress("classify", 0, len(paths))
@@ -399,7 +396,6 @@ class MainWindow(QMainWindow):
 
     # -- model --------------------------------------------------------------------
     def load_model(self, spec: str) -> None:
-        self._pending_spec = spec
         self.requestLoad.emit(spec, self.settings.device())
 
     def load_weights_file(self) -> None:
@@ -483,7 +479,7 @@ class MainWindow(QMainWindow):
         box.buttonClicked.connect(chosen)
         box.setModal(False)
         box.show()
-        self.failure_box = box
+        self.failure_box = box  # kept: a non-modal box must outlive this method
         self.modelLoadFailed.emit(failure)
 
     # -- classification and explanation --------------------------------------------------
@@ -636,13 +632,13 @@ class MainWindow(QMainWindow):
         cls = self.shown_class()
         if self.info is None or self.current_path is None or cls is None:
             return
-        self._request_id += 1
+        self._metrics_id += 1
         self.metrics_label.setText("Measuring…")
-        self.requestMetrics.emit(MetricsRequest(self._request_id, self.current_path, self.current_layer, cls,
+        self.requestMetrics.emit(MetricsRequest(self._metrics_id, self.current_path, self.current_layer, cls,
                                                 self.method.currentData(), self.preprocess.currentData()))
 
     def _on_metrics(self, request_id: int, figures) -> None:
-        if request_id != self._request_id:
+        if request_id != self._metrics_id:
             return
         if isinstance(figures, str):
             self.metrics_label.setText(figures)

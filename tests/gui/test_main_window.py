@@ -230,3 +230,32 @@ def test_closing_during_a_batch_ends_cleanly(make_window, model_file, tmp_path, 
     w.close()
     assert w.thread.isFinished() and time.perf_counter() - started < 10
     assert any(w.images.state(p) == "busy" for p in paths)  # the batch really was cut short
+
+
+def test_paste_image_from_clipboard_adds_it(make_window, model_file, qtbot):
+    from PySide6.QtGui import QColor, QGuiApplication, QImage
+
+    w = make_window(model_file)
+    image = QImage(50, 40, QImage.Format.Format_RGB32)
+    image.fill(QColor(10, 200, 30))
+    QGuiApplication.clipboard().setImage(image)
+    w.paste()
+    assert w.images.count() == 1 and w.images.paths()[0].endswith(".png")
+    wait_classified(qtbot, w)
+    assert w.images.state(w.images.paths()[0]) == "done"
+
+
+def test_explore_densenet_shows_blocks_and_picks_a_layer(make_window, model_file, images, qtbot):
+    _, (one, _) = images
+    w = make_window(model_file)
+    w.add_paths([one])
+    wait_explained(qtbot, w, one)
+    w.explore()
+    dialog = w.architecture_dialog
+    assert set(dialog.buttons) >= {"denseblock1", "transition1", "denseblock4", "norm5"}
+    text = dialog.buttons["denseblock2"].findChild(type(w.model_label)).text()
+    assert "2 layers" in text and "3 direct connections" in text
+    qtbot.mouseClick(dialog.buttons["transition2"], Qt.MouseButton.LeftButton)
+    assert w.current_layer == "transition2"
+    wait_explained(qtbot, w, one)
+    assert ("transition2", w.shown_class()) in w.last.heat
