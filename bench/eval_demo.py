@@ -35,7 +35,9 @@ def main() -> None:
     clf = DenseNetClassifier.load(args.model, device="cpu")
     blocks = [t for t in clf.model.tap_names if t.startswith("denseblock")]
     deepest = blocks[-1]
-    print(f"model {clf.source}: {sum(p.numel() for p in clf.model.parameters()):,} parameters, "
+    from model.architecture import describe
+
+    print(f"model {clf.source}: {describe(clf.config).parameters:,} parameters, "
           f"input {clf.input_size}; evaluation seed {EVAL_SEED}\n")
     acc = accuracy(clf, args.images)
     print(f"| accuracy, {args.images} single-shape images | {acc * 100:.1f}% |\n")
