@@ -48,7 +48,7 @@ def window_seconds(command: list[str], home: Path) -> float:
                 return time.perf_counter() - t0
             if proc.poll() is not None or time.perf_counter() - t0 > 60:
                 raise RuntimeError(f"{command[-1]}: the window never appeared:\n{log.read_text()[-2000:]}")
-            time.sleep(0.01)
+            time.sleep(0.05)  # gentle polling: each xdotool call is an X client
     finally:
         proc.terminate()
         proc.wait(30)
@@ -85,6 +85,7 @@ def in_process(models: dict[str, str], images: int) -> dict:
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError
             app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+            time.sleep(0.002)  # let the engine thread have the GIL, as an idle event loop would
         return time.perf_counter() - t0
 
     from PIL import Image

@@ -34,6 +34,7 @@ def main() -> None:
         end = time.time() + timeout
         while not cond() and time.time() < end:
             app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.005)
 
     w.load_model("demo")
     wait(lambda: w.info is not None)
