@@ -23,6 +23,7 @@ class BlockTile(QToolButton):
         self.setText(layer)
         self.setAccessibleName(f"Heatmap of {layer}")
         self.setToolTip(f"{layer}: click to show this block's heatmap in the main view")
+        self.setMinimumSize(TILE + 12, TILE + 30)  # tiles never shrink to unreadable stamps
 
 
 class BlocksPanel(QWidget):

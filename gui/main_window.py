@@ -12,11 +12,14 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, Q
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
+    QFrame,
     QLabel,
+    QLayout,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSplitter,
     QToolBar,
@@ -94,16 +97,22 @@ class MainWindow(QMainWindow):
         right = QWidget()
         col = QVBoxLayout(right)
         col.setContentsMargins(0, 0, 0, 0)
+        col.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # so the scroll area scrolls
         col.addWidget(self.predictions)
         col.addWidget(QLabel("<b>Dense blocks</b> (current class)"))
         col.addWidget(self.blocks)
         col.addWidget(self.metrics_button)
         col.addWidget(self.metrics_label)
         col.addStretch(1)
+        side = QScrollArea()  # on small screens the panel scrolls instead of squashing its tiles
+        side.setWidget(right)
+        side.setWidgetResizable(True)
+        side.setFrameShape(QFrame.Shape.NoFrame)
+        side.setMinimumWidth(2 * 144 + 40)
         self.splitter = QSplitter()
         self.splitter.addWidget(self.images)
         self.splitter.addWidget(self.view)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(side)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([220, 640, 330])
         self.setCentralWidget(self.splitter)

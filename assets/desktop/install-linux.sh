@@ -12,7 +12,7 @@ if [ "${1:-}" = "--uninstall" ]; then
   echo "DenseLens removed from the applications menu."
   exit 0
 fi
-exe="${1:-$(cd "$here/../.." && pwd)/DenseLens}"
+exe="${1:-$(cd "$here/../../.." && pwd)/DenseLens}"
 [ -x "$exe" ] || { echo "error: $exe is not an executable; give the path of the DenseLens program" >&2; exit 2; }
 iconsrc="$here/../icons"
 mkdir -p "$apps"
