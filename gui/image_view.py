@@ -100,9 +100,6 @@ class ImageView(QGraphicsView):
         self._overlay_on = visible
         self._heat.setVisible(visible and self._heat_index is not None)
 
-    def overlay_visible(self) -> bool:
-        return self._heat.isVisible()
-
     def heat_pixmap(self) -> QPixmap:
         return self._heat.pixmap()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFrame,
@@ -100,6 +101,10 @@ class MainWindow(QMainWindow):
         col.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # so the scroll area scrolls
         col.addWidget(self.predictions)
         col.addWidget(QLabel("<b>Dense blocks</b> (current class)"))
+        self.all_taps = QCheckBox("Also transitions and norm5")
+        self.all_taps.setToolTip("Show the transitions' and the final norm's heatmaps beside the dense blocks")
+        self.all_taps.toggled.connect(lambda *_: self._on_all_taps())
+        col.addWidget(self.all_taps)
         col.addWidget(self.blocks)
         col.addWidget(self.metrics_button)
         col.addWidget(self.metrics_label)
@@ -453,7 +458,7 @@ class MainWindow(QMainWindow):
             self.current_layer = blocks[-1]
         self._set_combo(self.layer, self.current_layer)
         self.layer.blockSignals(False)
-        self.blocks.set_layers(blocks)
+        self.blocks.set_layers(self.panel_layers())
         self.blocks.select(self.current_layer)
         self.current_class = None
         if self.images.count():
@@ -523,6 +528,19 @@ class MainWindow(QMainWindow):
             return
         self.request_explanation()
 
+    def panel_layers(self) -> list[str]:
+        """The taps the block panel shows: the dense blocks, plus transitions and norm5 on request."""
+        if self.info is None:
+            return []
+        if self.all_taps.isChecked():
+            return list(self.info.taps)
+        return [t for t in self.info.taps if t.startswith("denseblock")]
+
+    def _on_all_taps(self) -> None:
+        self.blocks.set_layers(self.panel_layers())
+        self.blocks.select(self.current_layer)
+        self.request_explanation()
+
     def request_explanation(self) -> None:
         if self.info is None or self.current_path is None:
             return
@@ -531,7 +549,7 @@ class MainWindow(QMainWindow):
             self._show_image_error(result.error)
             return
         self._request_id += 1
-        layers = [t for t in self.info.taps if t.startswith("denseblock")]
+        layers = self.panel_layers()
         if self.current_layer not in layers:
             layers.append(self.current_layer)
         classes = None if self.current_class is None else [self.current_class]

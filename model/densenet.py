@@ -215,11 +215,6 @@ class DenseNet(nn.Module):
                 m.add_module("conv", conv)  # now norm, relu, pool, conv
         return self
 
-    def set_memory_efficient(self, enabled: bool) -> None:
-        for m in self.modules():
-            if isinstance(m, _DenseLayer):
-                m.memory_efficient = enabled
-
     def forward_with_taps(self, x: Tensor, taps: Sequence[str] = (),
                           grad_taps: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         """Run the network and return ``(logits, {tap: feature map})``.

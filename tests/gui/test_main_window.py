@@ -259,3 +259,15 @@ def test_explore_densenet_shows_blocks_and_picks_a_layer(make_window, model_file
     assert w.current_layer == "transition2"
     wait_explained(qtbot, w, one)
     assert ("transition2", w.shown_class()) in w.last.heat
+
+
+def test_block_panel_adds_transitions_and_norm5_on_request(make_window, model_file, images, qtbot):
+    _, (one, _) = images
+    w = make_window(model_file)
+    w.add_paths([one])
+    wait_explained(qtbot, w, one)
+    assert w.blocks.layers() == ["denseblock1", "denseblock2", "denseblock3", "denseblock4"]
+    w.all_taps.setChecked(True)
+    wait_explained(qtbot, w, one)
+    assert w.blocks.layers() == w.info.taps and "transition2" in w.blocks.layers() and "norm5" in w.blocks.layers()
+    assert all((layer, w.shown_class()) in w.last.heat for layer in w.info.taps)
