@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.last: Explained | None = None
         self._request_id = 0  # explanations: only the newest is shown
         self._metrics_id = 0
+        self._waiting: set[str] = set()  # paths sent for classification, not answered yet
 
         self._build_widgets()
         self._build_actions()
@@ -335,14 +336,16 @@ class MainWindow(QMainWindow):
 
     def _classify(self, paths: list[str]) -> None:
         self.images.mark_busy(paths)
+        self._waiting.update(paths)
         self.requestClassify.emit(list(paths))
-        if len(paths) > 1:
-            self._show_progress("classify", 0, len(paths))
+        if len(self._waiting) > 1:
+            self._show_progress("classify", self.images.count() - len(self._waiting), self.images.count())
 
     def remove_images(self, paths: list[str]) -> None:
         self.images.remove(paths)
         for p in paths:
             self.results.pop(p, None)
+            self._waiting.discard(p)
         if self.current_path in paths:
             self._on_current_changed()
 
@@ -350,6 +353,7 @@ class MainWindow(QMainWindow):
         self.requestDropBatch.emit()
         self.images.clear_all()
         self.results.clear()
+        self._waiting.clear()
         self._on_current_changed()
 
     def open_images(self) -> None:
@@ -500,13 +504,14 @@ class MainWindow(QMainWindow):
     def _on_classified(self, result: Classified) -> None:
         self.results[result.path] = result
         self.images.set_result(result.path, result.predictions, result.error, result.thumbnail)
+        self._waiting.discard(result.path)
         if self.progress.property("task") == "classify":
-            done = sum(1 for p in self.images.paths() if self.images.state(p) != "busy")
-            self._show_progress("classify", done, self.images.count())
+            self._show_progress("classify", self.images.count() - len(self._waiting), self.images.count())
         if result.error and result.path == self.current_path:
             self._show_image_error(result.error)
 
     def _on_batch_finished(self) -> None:
+        self._waiting.clear()
         self._hide_progress("classify")
         errors = sum(1 for p in self.images.paths() if self.images.state(p) == "error")
         done = sum(1 for p in self.images.paths() if self.images.state(p) == "done")
