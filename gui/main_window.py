@@ -272,6 +272,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         # Read everything first: applying one value saves the others through its signal.
         method, colormap, opacity, mode, topk = s.method(), s.colormap(), s.opacity(), s.preprocess(), s.topk()
+        self.all_taps.setChecked(s.all_taps())
         self._set_combo(self.method, method)
         self.colormap.setCurrentText(colormap)
         self.opacity.setValue(opacity)
@@ -542,6 +543,7 @@ class MainWindow(QMainWindow):
         return [t for t in self.info.taps if t.startswith("denseblock")]
 
     def _on_all_taps(self) -> None:
+        self.settings.set_view(all_taps=self.all_taps.isChecked())
         self.blocks.set_layers(self.panel_layers())
         self.blocks.select(self.current_layer)
         self.request_explanation()

@@ -75,6 +75,9 @@ class Settings:
     def preprocess(self) -> str:
         return self._get("view/preprocess", "full", str, lambda v: v in PREPROCESS_MODES)
 
+    def all_taps(self) -> bool:
+        return self._get("view/all_taps", False, lambda v: str(v).lower() in ("true", "1"), lambda v: True)
+
     def last_folder(self) -> str:
         return self._get("paths/last_folder", "", str, lambda v: True)
 

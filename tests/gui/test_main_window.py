@@ -271,3 +271,5 @@ def test_block_panel_adds_transitions_and_norm5_on_request(make_window, model_fi
     wait_explained(qtbot, w, one)
     assert w.blocks.layers() == w.info.taps and "transition2" in w.blocks.layers() and "norm5" in w.blocks.layers()
     assert all((layer, w.shown_class()) in w.last.heat for layer in w.info.taps)
+    w.close()
+    assert make_window().all_taps.isChecked()  # remembered
