@@ -230,13 +230,6 @@ class Engine(QObject):
             self.modelFailed.emit(ModelFailure(spec, str(e), False))
             return
         self._clf, self._spec = clf, spec
-        from model.weights import IMAGENET_WEIGHTS, cached_path
-
-        weights_file = str(cached_path(IMAGENET_WEIGHTS[spec]) or "") if spec in IMAGENET_WEIGHTS else clf.source
-        if spec == "demo":
-            from model.paths import demo_model_path
-
-            weights_file = str(demo_model_path())
         import torch
         import torchvision
 
@@ -245,7 +238,7 @@ class Engine(QObject):
         size = clf.input_size
         self.modelReady.emit(ModelInfo(spec, clf.source, str(clf.device), clf.device_name, list(clf.labels),
                                        list(clf.model.tap_names), describe(clf.config, (size, size)).to_dict(),
-                                       list(clf.warnings), weights_file, available_devices(),
+                                       list(clf.warnings), clf.weights_file, available_devices(),
                                        {"torch": torch.__version__, "torchvision": torchvision.__version__}))
 
     def _do_classify_step(self) -> None:

@@ -63,6 +63,7 @@ class DenseNetClassifier:
             self.warnings.append(warning)
         self.labels = list(labels)
         self.source = source
+        self.weights_file = ""  # the file the weights came from, when loaded from one
         self.input_size = int(input_size)
         self.mean, self.std = tuple(mean), tuple(std)
         self.model = model.fuse_for_inference()
@@ -79,18 +80,20 @@ class DenseNetClassifier:
         spec_str = str(spec)
         if spec_str in IMAGENET_WEIGHTS:
             path = ensure_weights(spec_str, progress, allow_download)
-            ckpt = read_checkpoint(path)
-            return cls._from_checkpoint(ckpt, device, f"{spec_str} (ImageNet)", imagenet_labels())
-        if spec_str == "demo":
+            clf = cls._from_checkpoint(read_checkpoint(path), device, f"{spec_str} (ImageNet)", imagenet_labels())
+        elif spec_str == "demo":
             path = demo_model_path()
             if not path.is_file():
                 raise WeightsUnavailableError(
                     f"the demo model is not part of this installation ({path} is missing)")
-            return cls._from_checkpoint(read_checkpoint(path), device, "demo", path=path)
-        path = Path(spec_str)
-        if not path.exists() and path.suffix == "":
-            raise ValueError(f"unknown model {spec_str!r}; choose from {', '.join(MODEL_CHOICES)} or a file path")
-        return cls._from_checkpoint(read_checkpoint(path), device, str(path), path=path)
+            clf = cls._from_checkpoint(read_checkpoint(path), device, "demo", path=path)
+        else:
+            path = Path(spec_str)
+            if not path.exists() and path.suffix == "":
+                raise ValueError(f"unknown model {spec_str!r}; choose from {', '.join(MODEL_CHOICES)} or a file path")
+            clf = cls._from_checkpoint(read_checkpoint(path), device, str(path), path=path)
+        clf.weights_file = str(path)
+        return clf
 
     @classmethod
     def _from_checkpoint(cls, ckpt: Checkpoint, device: str, source: str,

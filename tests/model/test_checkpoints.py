@@ -43,7 +43,7 @@ def test_wrapped_checkpoint_with_names_and_dataparallel_prefix(tmp_path):
     path = tmp_path / "wrapped.pth"
     torch.save({"model_state_dict": sd, "class_names": ["a", "b", "c", "d"], "epoch": 3}, path)
     clf = DenseNetClassifier.load(path, device="cpu")
-    assert clf.labels == ["a", "b", "c", "d"]
+    assert clf.labels == ["a", "b", "c", "d"] and clf.weights_file == str(path)
     x = torch.randn(1, 3, 32, 32)
     assert torch.allclose(clf.logits(x), model(x), atol=1e-5)
 
