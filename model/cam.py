@@ -1,76 +1,110 @@
-"""Class activation map methods: how each one weights a feature map.
+"""The registry of class activation map methods, with each method's formula.
 
-Every method turns activations ``A`` and gradients ``G`` of the target score
-(the class's pre-softmax logit), both ``(B, C, h, w)``, into weights that are
-multiplied with ``A`` and summed over channels; the map is the ReLU of that
-sum.  Channel-wise methods return ``(B, C, 1, 1)``, element-wise methods
-``(B, C, h, w)``.  The formulas follow the papers and agree with
-pytorch-grad-cam (see tests/model/test_cam_reference.py).
+Every gradient method turns activations ``A`` and gradients ``G = dy_c/dA``
+of the target score ``y_c`` (the class's pre-softmax logit), both
+``(B, C, h, w)``, into weights ``w`` that are multiplied with ``A`` and summed
+over channels; the map is ``ReLU(sum_k w_k * A_k)``.  Channel-wise methods
+return ``(B, C, 1, 1)``, element-wise methods ``(B, C, h, w)``.  The formulas
+follow the papers and agree with pytorch-grad-cam (tests/model/test_cam_reference.py).
 
 Score-CAM needs no gradient: its weights come from forward passes over the
 input masked by each upsampled channel (``score_cam_weights``).
+
+Importing this module needs no torch (the functions only use tensor methods,
+and import ``torch`` when called), so the GUI builds its Method menu from
+``METHODS`` before torch is loaded.  Adding a method is one entry in ``METHODS``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
-from model.choices import METHOD_TITLES, METHODS  # noqa: F401 - re-exported
 from model.errors import Cancelled
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def _gradcam(a: Tensor, g: Tensor) -> Tensor:
-    # Selvaraju et al.: alpha_k = spatial mean of dY/dA_k.
+    """Grad-CAM (Selvaraju et al.): ``w_k = mean_ij G_k,ij``."""
     return g.mean(dim=(2, 3), keepdim=True)
 
 
 def _gradcam_pp(a: Tensor, g: Tensor) -> Tensor:
-    # Chattopadhyay et al., eq. 19, with the exponential of the score folded in
-    # as in the reference implementations; positive gradients only.
+    """Grad-CAM++ (Chattopadhyay et al., eq. 19, exp of the score folded in as the references do):
+
+    ``alpha_k,ij = G^2 / (2 G^2 + sum_ab A_k,ab * G^3)`` (0 where ``G = 0``), ``w_k = sum_ij alpha_k,ij ReLU(G_k,ij)``.
+    """
     g2, g3 = g.pow(2), g.pow(3)
     sum_a = a.sum(dim=(2, 3), keepdim=True)
-    alpha = g2 / (2 * g2 + sum_a * g3 + 1e-6)
-    alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))
-    return (F.relu(g) * alpha).sum(dim=(2, 3), keepdim=True)
+    alpha = (g2 / (2 * g2 + sum_a * g3 + 1e-6)).masked_fill(g == 0, 0.0)
+    return (g.clamp_min(0) * alpha).sum(dim=(2, 3), keepdim=True)
 
 
 def _xgradcam(a: Tensor, g: Tensor) -> Tensor:
-    # Fu et al.: gradients weighted by normalised activations.
+    """XGrad-CAM (Fu et al.): ``w_k = sum_ij G_k,ij * A_k,ij / sum_ab A_k,ab``."""
     sum_a = a.sum(dim=(2, 3), keepdim=True)
     return (g * a / (sum_a + 1e-7)).sum(dim=(2, 3), keepdim=True)
 
 
 def _layercam(a: Tensor, g: Tensor) -> Tensor:
-    # Jiang et al.: element-wise positive gradients; sharp maps at early blocks.
-    return F.relu(g)
+    """LayerCAM (Jiang et al.): element-wise ``w_k,ij = ReLU(G_k,ij)``; sharp maps at early blocks."""
+    return g.clamp_min(0)
 
 
 def _hirescam(a: Tensor, g: Tensor) -> Tensor:
-    # Draelos & Carin: element-wise gradients, faithful to the score.
+    """HiResCAM (Draelos & Carin): element-wise ``w_k,ij = G_k,ij``; faithful to the score."""
     return g
 
 
-GRADIENT_METHODS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "gradcam": _gradcam,
-    "gradcam++": _gradcam_pp,
-    "xgradcam": _xgradcam,
-    "layercam": _layercam,
-    "hirescam": _hirescam,
-}
+@dataclass(frozen=True)
+class Method:
+    """One explanation method.
+
+    ``kind`` is ``gradient`` (``weights(A, G)``) or ``perturbation`` (channel
+    weights from masked forward passes); ``slow`` methods get a progress bar
+    and Cancel in the app.
+    """
+
+    name: str
+    title: str
+    kind: str
+    slow: bool = False
+    weights: Callable[[Tensor, Tensor], Tensor] | None = None
+
+    @property
+    def needs_gradients(self) -> bool:
+        return self.kind == "gradient"
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("gradcam", "Grad-CAM", "gradient", weights=_gradcam),
+    Method("gradcam++", "Grad-CAM++", "gradient", weights=_gradcam_pp),
+    Method("xgradcam", "XGrad-CAM", "gradient", weights=_xgradcam),
+    Method("layercam", "LayerCAM", "gradient", weights=_layercam),
+    Method("hirescam", "HiResCAM", "gradient", weights=_hirescam),
+    Method("scorecam", "Score-CAM", "perturbation", slow=True),
+)}
+
+
+def get_method(name: str) -> Method:
+    """The registered method, or a ValueError listing the choices."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
 
 
 def combine(activations: Tensor, weights: Tensor) -> Tensor:
-    """ReLU of the weighted channel sum: ``(B, C, h, w)`` -> ``(B, h, w)``."""
-    return F.relu((weights * activations).sum(dim=1))
+    """``ReLU(sum_k w_k A_k)``: ``(B, C, h, w)`` -> ``(B, h, w)``."""
+    return (weights * activations).sum(dim=1).clamp_min(0)
 
 
 def gradient_cam(method: str, activations: Tensor, gradients: Tensor) -> Tensor:
     """Raw map (after ReLU, before normalisation) for a gradient-based method."""
-    return combine(activations, GRADIENT_METHODS[method](activations, gradients))
+    return combine(activations, get_method(method).weights(activations, gradients))
 
 
 def score_cam_weights(activations: Tensor, x: Tensor, forward: Callable[[Tensor], Tensor],
@@ -79,10 +113,13 @@ def score_cam_weights(activations: Tensor, x: Tensor, forward: Callable[[Tensor]
                       cancelled: Callable[[], bool] | None = None) -> Tensor:
     """Score-CAM (Wang et al.) channel weights for each class: ``(len(classes), C, 1, 1)``.
 
-    Each channel, upsampled to the input and min-max normalised, masks the
-    input; the class logits of the masked inputs, softmaxed over channels,
-    are the weights.  The masked forward passes are shared by all classes.
+    ``M_k`` = channel ``k`` upsampled to the input and min-max normalised;
+    ``w_c,k = softmax_k(y_c(x * M_k))``.  The masked forward passes are shared
+    by all classes.
     """
+    import torch
+    import torch.nn.functional as F
+
     _, c, _, _ = activations.shape
     masks = F.interpolate(activations, size=x.shape[-2:], mode="bilinear", align_corners=True)[0]
     flat = masks.flatten(1)

@@ -16,13 +16,13 @@ from model.checkpoints import Checkpoint, build_model, read_checkpoint
 from model.densenet import DenseNet
 from model.devices import device_name, is_out_of_memory, resolve_device
 from model.errors import DenseLensError, WeightsUnavailableError
-from model.images import LoadedImage, as_loaded, load_image
+from model.images import LoadedImage, as_loaded
 from model.labels import check_labels, generic_labels, imagenet_labels, read_sidecar
-from model.paths import demo_model_path
-from model.weights import IMAGENET_WEIGHTS, ProgressCallback, ensure_weights
+from model.paths import assets_dir
+from model.weights import ProgressCallback, ensure_weights
+from model.zoo import MODELS, Preprocessing, choices_text, model_title
 
 ImageInput = "str | Path | Image.Image | LoadedImage"
-MODEL_CHOICES = (*IMAGENET_WEIGHTS, "demo")
 
 
 @dataclass(frozen=True)
@@ -55,20 +55,17 @@ class DenseNetClassifier:
     """A DenseNet with its labels, preprocessing and device."""
 
     def __init__(self, model: DenseNet, labels: Sequence[str], device: str | torch.device = "auto",
-                 source: str = "", input_size: int = 224,
-                 mean: Sequence[float] = pp.IMAGENET_MEAN, std: Sequence[float] = pp.IMAGENET_STD) -> None:
+                 source: str = "", preprocessing: Preprocessing = Preprocessing(), spec: str = "") -> None:
         self.warnings: list[str] = []
         dev, warning = resolve_device(str(device))
         if warning:
             self.warnings.append(warning)
         self.labels = list(labels)
         self.source = source
+        self.spec = spec or source  # the registry name or the path it was loaded from
         self.weights_file = ""  # the file the weights came from, when loaded from one
-        self.input_size = int(input_size)
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.model = model.fuse_for_inference()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self.preprocessing = preprocessing
+        self.model = model.fused_for_inference()  # a copy: the caller's network is never changed
         self.device = torch.device("cpu")
         self._move_to(dev)
 
@@ -76,28 +73,32 @@ class DenseNetClassifier:
     @classmethod
     def load(cls, spec: str | Path, device: str = "auto", progress: ProgressCallback | None = None,
              allow_download: bool = True) -> DenseNetClassifier:
-        """Load ``densenet121|161|169|201`` (ImageNet), ``demo``, or a checkpoint file."""
+        """Load a registered model (``model.zoo.MODELS``: ImageNet DenseNets, ``demo``) or a checkpoint file."""
         spec_str = str(spec)
-        if spec_str in IMAGENET_WEIGHTS:
+        entry = MODELS.get(spec_str)
+        if entry is not None and entry.imagenet:
             path = ensure_weights(spec_str, progress, allow_download)
-            clf = cls._from_checkpoint(read_checkpoint(path), device, f"{spec_str} (ImageNet)", imagenet_labels())
-        elif spec_str == "demo":
-            path = demo_model_path()
+            clf = cls._from_checkpoint(read_checkpoint(path), device, f"{spec_str} (ImageNet)",
+                                       imagenet_labels(), default=entry.preprocessing)
+        elif entry is not None:
+            path = assets_dir() / "models" / entry.weights_file
             if not path.is_file():
                 raise WeightsUnavailableError(
-                    f"the demo model is not part of this installation ({path} is missing)")
-            clf = cls._from_checkpoint(read_checkpoint(path), device, "demo", path=path)
+                    f"{entry.title} is not part of this installation ({path} is missing)")
+            clf = cls._from_checkpoint(read_checkpoint(path), device, spec_str, path=path,
+                                       default=entry.preprocessing)
         else:
             path = Path(spec_str)
             if not path.exists() and path.suffix == "":
-                raise ValueError(f"unknown model {spec_str!r}; choose from {', '.join(MODEL_CHOICES)} or a file path")
+                raise ValueError(f"unknown model {spec_str!r}; choose from {choices_text()} or a file path")
             clf = cls._from_checkpoint(read_checkpoint(path), device, str(path), path=path)
+        clf.spec = spec_str
         clf.weights_file = str(path)
         return clf
 
     @classmethod
-    def _from_checkpoint(cls, ckpt: Checkpoint, device: str, source: str,
-                         labels: list[str] | None = None, path: Path | None = None) -> DenseNetClassifier:
+    def _from_checkpoint(cls, ckpt: Checkpoint, device: str, source: str, labels: list[str] | None = None,
+                         path: Path | None = None, default: Preprocessing = Preprocessing()) -> DenseNetClassifier:
         model = build_model(ckpt, source)
         n = ckpt.config.num_classes
         if ckpt.labels is not None:
@@ -106,10 +107,16 @@ class DenseNetClassifier:
             labels = check_labels(side, n, f"labels file beside {path.name}")
         elif labels is None or len(labels) != n:
             labels = generic_labels(n)
-        prep = ckpt.metadata.get("preprocessing") or ckpt.metadata
-        return cls(model, labels, device, source,
-                   input_size=prep.get("input_size", 224),
-                   mean=prep.get("mean", pp.IMAGENET_MEAN), std=prep.get("std", pp.IMAGENET_STD))
+        return cls(model, labels, device, source, ckpt.preprocessing or default)
+
+    @property
+    def title(self) -> str:
+        """How people see this model named: the registry title or the file name."""
+        return model_title(self.spec)
+
+    @property
+    def input_size(self) -> int:
+        return self.preprocessing.input_size
 
     # -- device -----------------------------------------------------------
     def _move_to(self, device: torch.device) -> None:
@@ -140,15 +147,18 @@ class DenseNetClassifier:
             return fn()
 
     # -- preprocessing ----------------------------------------------------
-    def prepare(self, item: ImageInput, mode: str = "full", fast_decode: bool = True) -> Prepared:
-        """Load (if needed) and preprocess one image; raises ImageLoadError for bad files."""
-        if isinstance(item, (str, Path)) and fast_decode:
-            loaded = load_image(item, lambda size: pp.decode_size_hint(size, mode, self.input_size))
-        else:
-            loaded = as_loaded(item)
+    def prepare(self, item: ImageInput, mode: str = "full") -> Prepared:
+        """Load (if needed) and preprocess one image; raises ImageLoadError for bad files.
+
+        Files are always decoded at full size: every path (``predict``,
+        ``predict_paths``, ``explain``, the app) then analyses the same pixels
+        and gives the same numbers.
+        """
+        loaded = as_loaded(item)
         geometry = pp.plan(loaded.original_size, mode, self.input_size)
         analysed = pp.analysed_image(loaded.image, geometry)
-        return Prepared(loaded, pp.to_tensor(analysed, self.mean, self.std), geometry)
+        p = self.preprocessing
+        return Prepared(loaded, pp.to_tensor(analysed, p.mean, p.std), geometry)
 
     def batch(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         return torch.stack(list(tensors)).to(self.device, memory_format=torch.channels_last)
@@ -192,7 +202,7 @@ class DenseNetClassifier:
         """
         from model.explain import explain
 
-        prepared = image if isinstance(image, Prepared) else self.prepare(image, preprocess, fast_decode=False)
+        prepared = image if isinstance(image, Prepared) else self.prepare(image, preprocess)
         return explain(self, prepared, layers, classes, method, topk, progress, cancelled)
 
     def predict_paths(self, paths: Iterable[str | Path], topk: int = 5, preprocess: str = "full",

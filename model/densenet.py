@@ -22,6 +22,7 @@ maps named in ``taps`` without module hooks.  What each tap holds:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
+
+from model.zoo import MODELS, Architecture
 
 
 @dataclass(frozen=True)
@@ -192,28 +195,31 @@ class DenseNet(nn.Module):
         return [n for n, _ in self.features.named_children()
                 if n.startswith(("denseblock", "transition"))] + ["norm5"]
 
-    def fuse_for_inference(self) -> DenseNet:
-        """Rewrite in place into an equivalent, faster network for eval mode.
+    def fused_for_inference(self) -> DenseNet:
+        """An equivalent, faster copy for eval mode; this network is left untouched.
 
-        Folds each BN that directly follows a convolution into it (``norm0``,
-        every dense layer's ``norm2``) and pools before the transition's 1x1
-        convolution (both are linear, so the order does not change the result
-        but the convolution runs on a quarter of the pixels).  The outputs and
-        every tap are unchanged up to float rounding; the ``state_dict`` is
-        not torchvision's any more, so load weights before fusing.
+        The copy folds each BN that directly follows a convolution into it
+        (``norm0``, every dense layer's ``norm2``) and pools before the
+        transition's 1x1 convolution (both are linear, so the order does not
+        change the result but the convolution runs on a quarter of the
+        pixels).  Its outputs and every tap equal this network's up to float
+        rounding; its ``state_dict`` is not torchvision's, so it is for
+        inference only (its parameters do not require grad).
         """
-        self.eval()
-        f = self.features
-        if self.config.stem == "imagenet" and isinstance(f.norm0, nn.BatchNorm2d):
+        fused = copy.deepcopy(self).eval()
+        f = fused.features
+        if fused.config.stem == "imagenet" and isinstance(f.norm0, nn.BatchNorm2d):
             f.conv0 = _fold_bn(f.conv0, f.norm0)
             f.norm0 = nn.Identity()
-        for m in self.modules():
+        for m in fused.modules():
             if isinstance(m, _DenseLayer) and isinstance(m.norm2, nn.BatchNorm2d):
                 m.fold_norm2()
             elif isinstance(m, _Transition) and list(m._modules) == ["norm", "relu", "conv", "pool"]:
                 conv = m._modules.pop("conv")
                 m.add_module("conv", conv)  # now norm, relu, pool, conv
-        return self
+        for p in fused.parameters():
+            p.requires_grad_(False)
+        return fused
 
     def forward_with_taps(self, x: Tensor, taps: Sequence[str] = (),
                           grad_taps: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
@@ -259,25 +265,15 @@ def densenet(growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16
     return DenseNet(config, memory_efficient)
 
 
-def densenet121(num_classes: int = 1000, **kw) -> DenseNet:
-    return densenet(32, (6, 12, 24, 16), 64, num_classes=num_classes, **kw)
+def _factory(arch: Architecture):
+    def build(num_classes: int = 1000, **kw) -> DenseNet:
+        return densenet(arch.growth_rate, arch.block_config, arch.num_init_features, num_classes=num_classes, **kw)
+    return build
 
 
-def densenet161(num_classes: int = 1000, **kw) -> DenseNet:
-    return densenet(48, (6, 12, 36, 24), 96, num_classes=num_classes, **kw)
-
-
-def densenet169(num_classes: int = 1000, **kw) -> DenseNet:
-    return densenet(32, (6, 12, 32, 32), 64, num_classes=num_classes, **kw)
-
-
-def densenet201(num_classes: int = 1000, **kw) -> DenseNet:
-    return densenet(32, (6, 12, 48, 32), 64, num_classes=num_classes, **kw)
-
-
-FACTORIES = {
-    "densenet121": densenet121,
-    "densenet161": densenet161,
-    "densenet169": densenet169,
-    "densenet201": densenet201,
-}
+# One factory per registered architecture (model.zoo): densenet121, densenet161, densenet169, densenet201.
+FACTORIES = {name: _factory(e.architecture) for name, e in MODELS.items() if e.architecture is not None}
+densenet121 = FACTORIES["densenet121"]
+densenet161 = FACTORIES["densenet161"]
+densenet169 = FACTORIES["densenet169"]
+densenet201 = FACTORIES["densenet201"]

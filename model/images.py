@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,14 +81,11 @@ def _check_path(path: Path) -> None:
         raise ImageLoadError(f"{path}: the file is empty (0 bytes)")
 
 
-def load_image(path: str | Path,
-               decode_hint: Callable[[tuple[int, int]], tuple[int, int]] | None = None) -> LoadedImage:
+def load_image(path: str | Path) -> LoadedImage:
     """Open ``path`` as RGB with EXIF orientation applied (first frame of animations).
 
-    ``decode_hint`` maps the original (width, height) to the smallest size the
-    caller needs; a JPEG is then decoded at a reduced scale that still covers
-    it (much faster for photographs that will be shrunk anyway).  Pillow's
-    decompression-bomb limit stays in force.
+    Always decoded at full size, so every caller analyses the same pixels.
+    Pillow's decompression-bomb limit stays in force.
     """
     path = Path(path)
     _check_path(path)
@@ -101,9 +98,6 @@ def load_image(path: str | Path,
                 swapped = orientation in (5, 6, 7, 8)
                 w, h = img.size
                 original = (h, w) if swapped else (w, h)
-                if decode_hint is not None and img.format == "JPEG":
-                    need = decode_hint(original)
-                    img.draft("RGB", (need[1], need[0]) if swapped else need)
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 rgb = _to_rgb(img)

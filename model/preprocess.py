@@ -7,7 +7,7 @@ Two analysis modes:
   size).  Extreme aspect ratios are capped so the longer side stays at most
   ``MAX_ASPECT`` times the input size, and no side goes below ``MIN_SIDE``.
 * ``center-crop``: torchvision's evaluation protocol (resize the shorter side
-  to 256/224 of the input size, then crop the centre square).
+  to 256/224 of the input size, then crop the centre square of the input size).
 
 ``Geometry`` records the analysed region in original-image pixels so a map at
 analysed resolution can be placed back on the original picture.
@@ -21,11 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-MODES = ("full", "center-crop")
+from model.zoo import IMAGENET_MEAN, IMAGENET_STD, PREPROCESS_MODES, crop_resize
+
 MAX_ASPECT = 4
 MIN_SIDE = 32
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -63,28 +62,18 @@ def _full_size(w: int, h: int, size: int) -> tuple[int, int]:
 
 def plan(original_size: tuple[int, int], mode: str = "full", size: int = 224) -> Geometry:
     """Decide the analysed size and region for an image of ``original_size``."""
-    if mode not in MODES:
-        raise ValueError(f"unknown preprocessing mode {mode!r}; choose from {', '.join(MODES)}")
+    if mode not in PREPROCESS_MODES:
+        raise ValueError(f"unknown preprocessing mode {mode!r}; choose from {', '.join(PREPROCESS_MODES)}")
     w, h = original_size
     if mode == "full":
         return Geometry(original_size, _full_size(w, h, size), (0.0, 0.0, float(w), float(h)), mode)
-    resize = round(size * 256 / 224)
+    resize = crop_resize(size)
     scale = resize / min(w, h)
     rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
     left, top = (rw - size) // 2, (rh - size) // 2
     sx, sy = w / rw, h / rh
     box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
     return Geometry(original_size, (size, size), box, mode)
-
-
-def decode_size_hint(original_size: tuple[int, int], mode: str = "full", size: int = 224) -> tuple[int, int]:
-    """Smallest decoded (width, height) that still has every pixel the analysis needs."""
-    w, h = original_size
-    g = plan(original_size, mode, size)
-    left, top, right, bottom = g.crop_box
-    aw, ah = g.analysed_size
-    fx, fy = aw / (right - left), ah / (bottom - top)
-    return min(w, int(np.ceil(w * fx))), min(h, int(np.ceil(h * fy)))
 
 
 def analysed_image(image: Image.Image, geometry: Geometry) -> Image.Image:

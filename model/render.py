@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from model.choices import COLORMAPS
+COLORMAPS = ("jet", "turbo", "inferno", "viridis", "grey")
 
 if TYPE_CHECKING:
     from model.preprocess import Geometry

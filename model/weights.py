@@ -1,9 +1,9 @@
-"""torchvision's published ImageNet DenseNet weights: metadata, cache and download.
+"""torchvision's published ImageNet DenseNet weights: cache and download.
 
-Weights are data: each entry says where the file lives, the start of its
-SHA-256 (the 8 hex digits in its name, as torchvision checks), its size and
-accuracy.  Files land in the standard torch hub cache, so a file torchvision
-already downloaded is reused, and vice versa.
+Weights are data (``model.zoo``): each entry names its file, whose 8 hex
+digits start its SHA-256 (as torchvision checks), its size and accuracy.
+Files land in the standard torch hub cache, so a file torchvision already
+downloaded is reused, and vice versa.
 """
 
 from __future__ import annotations
@@ -14,41 +14,16 @@ import os
 import tempfile
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from model.errors import DownloadCancelled, WeightsUnavailableError
+from model.zoo import MODELS, ModelEntry
 
 DEFAULT_BASE_URL = "https://download.pytorch.org/models/"
 BASE_URL_ENV = "DENSELENS_WEIGHTS_URL"
 
 # progress(bytes_done, bytes_total or None) -> False to cancel
 ProgressCallback = Callable[[int, "int | None"], "bool | None"]
-
-
-@dataclass(frozen=True)
-class PretrainedWeights:
-    arch: str
-    filename: str
-    parameters: int
-    acc1: float
-    acc5: float
-    size_mb: float
-
-    @property
-    def sha256_prefix(self) -> str:
-        return self.filename.rsplit("-", 1)[1].split(".")[0]
-
-
-IMAGENET_WEIGHTS = {
-    w.arch: w
-    for w in (
-        PretrainedWeights("densenet121", "densenet121-a639ec97.pth", 7_978_856, 74.434, 91.972, 30.8),
-        PretrainedWeights("densenet161", "densenet161-8d451a50.pth", 28_681_000, 77.138, 93.560, 110.4),
-        PretrainedWeights("densenet169", "densenet169-b2777c0a.pth", 14_149_480, 75.600, 92.806, 54.7),
-        PretrainedWeights("densenet201", "densenet201-c1103571.pth", 20_013_928, 76.896, 93.370, 77.4),
-    )
-}
 
 
 def cache_dir() -> Path:
@@ -58,12 +33,12 @@ def cache_dir() -> Path:
     return Path(torch_home) / "hub" / "checkpoints"
 
 
-def cached_path(weights: PretrainedWeights) -> Path | None:
+def cached_path(weights: ModelEntry) -> Path | None:
     """The weights file if present: bundled with the app (offline build), else in the torch hub cache."""
     from model.paths import assets_dir
 
     for folder in (assets_dir() / "weights", cache_dir()):
-        path = folder / weights.filename
+        path = folder / weights.weights_file
         if path.is_file():
             return path
     return None
@@ -74,21 +49,21 @@ def base_url() -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def download_weights(weights: PretrainedWeights, progress: ProgressCallback | None = None,
+def download_weights(weights: ModelEntry, progress: ProgressCallback | None = None,
                      url: str | None = None, timeout: float = 30.0) -> Path:
     """Download into the cache and return the path; verify the SHA-256 prefix.
 
     The file is written to a temporary name beside its destination and renamed
     only once complete and verified, so the cache never holds a corrupt file.
     """
-    url = url or base_url() + weights.filename
+    url = url or base_url() + weights.weights_file
     dest_dir = cache_dir()
-    dest = dest_dir / weights.filename
+    dest = dest_dir / weights.weights_file
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise WeightsUnavailableError(f"cannot create the weights cache {dest_dir}: {e.strerror}") from e
-    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{weights.filename}.", suffix=".partial")
+    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{weights.weights_file}.", suffix=".partial")
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
@@ -106,18 +81,18 @@ def download_weights(weights: PretrainedWeights, progress: ProgressCallback | No
                     raise DownloadCancelled("download cancelled")
             if total is not None and done != total:
                 raise WeightsUnavailableError(
-                    f"download of {weights.filename} was cut off after {done:,} of {total:,} bytes")
+                    f"download of {weights.weights_file} was cut off after {done:,} of {total:,} bytes")
         if not digest.hexdigest().startswith(weights.sha256_prefix):
             raise WeightsUnavailableError(
-                f"{weights.filename} from {url} is corrupt (SHA-256 {digest.hexdigest()[:8]}, "
+                f"{weights.weights_file} from {url} is corrupt (SHA-256 {digest.hexdigest()[:8]}, "
                 f"expected {weights.sha256_prefix}...); nothing was saved")
         os.replace(tmp, dest)
         return dest
     except (OSError, ValueError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e)
         raise WeightsUnavailableError(
-            f"could not download {weights.arch} weights from {url}: {reason}. "
-            f"Use --model demo or --model FILE, or place {weights.filename} in {dest_dir}") from e
+            f"could not download {weights.name} weights from {url}: {reason}. "
+            f"Use the demo model or a weights file, or place {weights.weights_file} in {dest_dir}") from e
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -125,7 +100,7 @@ def download_weights(weights: PretrainedWeights, progress: ProgressCallback | No
 def ensure_weights(arch: str, progress: ProgressCallback | None = None,
                    allow_download: bool = True) -> Path:
     """Path of the cached ImageNet weights for ``arch``, downloading them if needed."""
-    weights = IMAGENET_WEIGHTS[arch]
+    weights = MODELS[arch]
     path = cached_path(weights)
     if path is not None:
         return path
