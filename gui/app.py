@@ -5,52 +5,33 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from pathlib import Path
+
+from gui.logs import setup_logging
 
 APP_NAME = "DenseLens"
 ORGANISATION = "DenseLens"
 
 
-def data_dir() -> Path:
-    """The user's writable data folder for DenseLens (logs, pasted images)."""
-    from PySide6.QtCore import QStandardPaths
-
-    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(folder) if folder else Path.home() / ".denselens"
-
-
-def log_path() -> Path:
-    return data_dir() / "denselens.log"
-
-
-def setup_logging() -> None:
-    path = log_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("denselens")
-    root.setLevel(logging.INFO)
-    if not root.handlers:
-        root.addHandler(handler)
-
-
 def install_excepthook(window_getter) -> None:
-    """Unexpected exceptions go to the log and a short message, never a raw traceback dialog."""
+    """Unexpected exceptions go to the log and a short message, never a raw traceback dialog.
+
+    The message travels by the window's ``errorReported`` signal: an exception
+    raised in another thread is then shown by the GUI thread (queued), never
+    built in the thread that raised it.
+    """
 
     def hook(exc_type, exc, tb) -> None:
         details = "".join(traceback.format_exception(exc_type, exc, tb))
         logging.getLogger("denselens").error("unexpected error\n%s", details)
         window = window_getter()
         if window is not None:
-            window.show_error("Unexpected error", f"{exc_type.__name__}: {exc}")
+            window.errorReported.emit("Unexpected error", f"{exc_type.__name__}: {exc}")
 
     sys.excepthook = hook
 
 
-def run(paths: list[str]) -> int:
+def run(paths: list[str], model: str | None = None, device: str | None = None) -> int:
+    """Open the window (with ``model`` on ``device`` if given, else the last used) and add ``paths``."""
     if sys.platform == "win32":
         import torch  # noqa: F401 - must load before Qt on Windows (pytorch issue 169429)
     from PySide6.QtGui import QIcon
@@ -67,7 +48,7 @@ def run(paths: list[str]) -> int:
     setup_logging()
     from gui.main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(model=model, device=device)
     install_excepthook(lambda: window)
     window.show()
     if paths:

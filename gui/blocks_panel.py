@@ -7,10 +7,9 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QToolButton, QWidget
 
+from gui.engine import TILE
 from gui.qimages import indexed_image, rgb_pixmap
 from model.render import colour_table
-
-TILE = 132
 
 
 class BlockTile(QToolButton):
@@ -38,6 +37,8 @@ class BlocksPanel(QWidget):
         self._note.setWordWrap(True)
         self._grid.addWidget(self._note, 0, 0, 1, 2)
         self._thumb: np.ndarray | None = None
+        self._base: QPixmap | None = None  # the thumbnail scaled to a tile, made once per picture
+        self._heat_pixmaps: dict[str, QPixmap] = {}
         self._heat: dict[str, np.ndarray] = {}
         self._messages: dict[str, str] = {}
         self._colormap = "jet"
@@ -60,13 +61,21 @@ class BlocksPanel(QWidget):
         return self._tiles[layer]
 
     def set_style(self, colormap: str, opacity: float) -> None:
+        if colormap != self._colormap:
+            self._heat_pixmaps.clear()
         self._colormap, self._opacity = colormap, opacity
         self._repaint()
 
-    def show_maps(self, picture: np.ndarray | None, heat: dict[str, np.ndarray], messages: dict[str, str],
+    def show_maps(self, thumbnail: np.ndarray | None, heat: dict[str, np.ndarray], messages: dict[str, str],
                   caption: str) -> None:
-        """``heat``: layer -> index image; ``messages``: layer -> why it has no map."""
-        self._thumb = picture
+        """``thumbnail``: the picture at tile size; ``heat``: layer -> tile-sized index image;
+        ``messages``: layer -> why it has no map."""
+        if thumbnail is not self._thumb:
+            self._thumb = thumbnail
+            self._base = None if thumbnail is None else rgb_pixmap(thumbnail).scaled(
+                TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        if any(heat.get(layer) is not index for layer, index in self._heat.items()) or heat.keys() != self._heat.keys():
+            self._heat_pixmaps.clear()
         self._heat, self._messages = heat, messages
         self._note.setText(caption)
         self._repaint()
@@ -75,28 +84,33 @@ class BlocksPanel(QWidget):
         for name, tile in self._tiles.items():
             tile.setChecked(name == layer)
 
+    def _heat_pixmap(self, layer: str, index: np.ndarray) -> QPixmap:
+        """The layer's heat in the current colormap at the base's size, made once per map and colormap."""
+        pixmap = self._heat_pixmaps.get(layer)
+        if pixmap is None:
+            pixmap = QPixmap.fromImage(indexed_image(index, colour_table(self._colormap))).scaled(
+                self._base.size(), Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            self._heat_pixmaps[layer] = pixmap
+        return pixmap
+
     def _repaint(self) -> None:
-        if self._thumb is None:  # nothing to draw yet (and no colormap library to load at start-up)
+        """Composite each tile from cached pixmaps: a style change touches only tile-sized images."""
+        if self._base is None:  # nothing to draw yet (and no colormap library to load at start-up)
             for layer, tile in self._tiles.items():
                 tile.setIcon(QIcon())
                 tile.setText(layer)
             return
-        table = colour_table(self._colormap)
-        base = rgb_pixmap(self._thumb)
         for layer, tile in self._tiles.items():
             index = self._heat.get(layer)
             if index is None:
                 tile.setIcon(QIcon())
                 tile.setText(layer)
                 continue
-            canvas = base.scaled(TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio,
-                                 Qt.TransformationMode.SmoothTransformation)
+            canvas = QPixmap(self._base)
             if layer not in self._messages:
-                heat = QPixmap.fromImage(indexed_image(index, table)).scaled(
-                    canvas.size(), Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
                 painter = QPainter(canvas)
                 painter.setOpacity(self._opacity)
-                painter.drawPixmap(0, 0, heat)
+                painter.drawPixmap(0, 0, self._heat_pixmap(layer, index))
                 painter.end()
             tile.setIcon(QIcon(canvas))
             tile.setText(layer if layer not in self._messages else f"{layer}: no evidence")

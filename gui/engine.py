@@ -1,10 +1,19 @@
 """The worker that owns the model: every torch call of the app runs here, in its own thread.
 
 The GUI talks to ``Engine`` only through queued signals and gets results back
-as signals.  Work is cut into small steps run from the engine thread's event
-loop, so a new request is seen between steps: an interactive explanation
-jumps ahead of a batch, and a newer explanation replaces an older pending one
-(the newest request wins; the GUI also drops stale results by request id).
+as signals connected to slots of objects living in the GUI thread.  Work is
+cut into small steps run from the engine thread's event loop, so a new
+request is seen between steps: an interactive explanation jumps ahead of a
+batch, and a newer explanation replaces an older pending one.
+
+The engine keeps one picture's analysis (``model.explain.ImageAnalysis``: the
+decoded picture, its tensor and the forward pass at every tap): switching
+class, layer or method for that picture never decodes the file or runs the
+forward pass again, and faithfulness and "export current" reuse it.  It is
+released when another picture is explained or another model loaded.
+
+Every job reports its own failure in its own answer; nothing raised here
+reaches the GUI thread except as a ``problem`` message.
 """
 
 from __future__ import annotations
@@ -13,104 +22,31 @@ import logging
 import threading
 import traceback
 from collections import deque
-from dataclasses import dataclass, field
+from importlib import metadata
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
+from gui.messages import (
+    Classified,
+    Explained,
+    ExplainRequest,
+    ExportReport,
+    ExportRequest,
+    MetricsRequest,
+    MetricsResult,
+    ModelFailure,
+    ModelInfo,
+)
+
 log = logging.getLogger("denselens.engine")
-THUMBNAIL = 96
+THUMBNAIL = 96  # the image list's thumbnails
+TILE = 132  # the block panel's tiles
 CLASSIFY_STEP = 4  # images per step of a batch, between which other requests are served
 
 
-@dataclass
-class ModelInfo:
-    spec: str
-    source: str
-    device: str
-    device_name: str
-    labels: list[str]
-    taps: list[str]
-    architecture: dict
-    warnings: list[str]
-    weights_file: str
-    devices: list[str]
-    versions: dict[str, str]
-
-
-@dataclass
-class ModelFailure:
-    spec: str
-    message: str
-    weights_missing: bool
-
-
-@dataclass
-class Classified:
-    path: str
-    predictions: list | None
-    error: str | None
-    thumbnail: object = None  # RGB uint8 array
-
-
-@dataclass
-class ExplainRequest:
-    request_id: int
-    path: str
-    layers: list[str]
-    classes: list[int] | None  # None: the top class
-    method: str = "gradcam"
-    topk: int = 5
-    preprocess: str = "full"
-
-
-@dataclass
-class Explained:
-    request_id: int
-    path: str
-    predictions: list = field(default_factory=list)
-    heat: dict = field(default_factory=dict)  # (layer, class_index) -> HeatView
-    picture: object = None  # RGB uint8 array
-    crop_box: tuple | None = None  # analysed region in picture pixels, None = whole picture
-    error: str | None = None
-    cancelled: bool = False
-
-
-@dataclass
-class ExportRequest:
-    request_id: int
-    paths: list[str]
-    out_dir: str
-    layers: list[str]
-    classes: list[int] | None
-    method: str
-    kinds: tuple[str, ...]
-    colormap: str
-    alpha: float
-    preprocess: str
-    grid: bool = False  # also a grid of every dense block per class
-
-    @property
-    def file_layer(self) -> str:
-        """The layer whose overlay/heatmap/raw files are written (the others only feed the grid)."""
-        return self.layers[0]
-
-
-@dataclass
-class ExportReport:
-    request_id: int
-    written: list[str]
-    errors: list[str]
-    cancelled: bool
-
-
-@dataclass
-class MetricsRequest:
-    request_id: int
-    path: str
-    layer: str
-    class_index: int
-    method: str
-    preprocess: str
+def _unexpected(what: str, error: BaseException) -> str:
+    log.error("%s failed\n%s", what, "".join(traceback.format_exception(error)))
+    return f"{what} failed: unexpected error ({type(error).__name__}: {error}); details are in the log"
 
 
 class Engine(QObject):
@@ -125,17 +61,20 @@ class Engine(QObject):
     explained = Signal(object)  # Explained
     taskProgress = Signal(str, int, int)  # task name, done, total
     exportFinished = Signal(object)  # ExportReport
-    metricsReady = Signal(int, object)  # request id, dict or error string
+    metricsReady = Signal(object)  # MetricsResult
     problem = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
         self._clf = None
-        self._spec = ""
+        self._load_id = 0
         self._explain: ExplainRequest | None = None
         self._classify: deque[str] = deque()
         self._others: deque = deque()
         self._scheduled = False
+        self._analysis = None  # model.explain.ImageAnalysis of the picture explained last
+        self._analysis_key: tuple | None = None
+        self._pictures: tuple | None = None  # (path, display array, tile thumbnail)
         self.cancel_download = threading.Event()
         self.cancel_batch = threading.Event()
         self.cancel_explain = threading.Event()
@@ -145,7 +84,7 @@ class Engine(QObject):
     # -- requests (queued from the GUI thread) ---------------------------
     @Slot(str, str)
     def load_model(self, spec: str, device: str) -> None:
-        self._others.appendleft(("load", spec, device))
+        self._others.appendleft(("load", (spec, device)))
         self._schedule()
 
     @Slot(object)
@@ -190,7 +129,7 @@ class Engine(QObject):
         self._scheduled = False
         try:
             if self._others and self._others[0][0] == "load":
-                self._do_load(*self._others.popleft()[1:])
+                self._do_load(*self._others.popleft()[1])
             elif self._explain is not None:
                 request, self._explain = self._explain, None
                 self._do_explain(request)
@@ -199,18 +138,16 @@ class Engine(QObject):
                 (self._do_export if kind == "export" else self._do_metrics)(request)
             elif self._classify:
                 self._do_classify_step()
-        except Exception:  # noqa: BLE001 - a worker error must never leave the GUI waiting
-            log.exception("engine step failed")
-            self.problem.emit(traceback.format_exc(limit=3).strip().splitlines()[-1])
+        except Exception as e:  # noqa: BLE001 - a worker error must never leave the GUI waiting
+            self.problem.emit(_unexpected("A background step", e))
         if self._others or self._explain is not None or self._classify:
             self._schedule()
 
+    def _release_analysis(self) -> None:
+        self._analysis = self._analysis_key = self._pictures = None
+
     # -- jobs -------------------------------------------------------------
     def _do_load(self, spec: str, device: str) -> None:
-        from model.architecture import describe
-        from model.classifier import DenseNetClassifier
-        from model.errors import DenseLensError, DownloadCancelled, WeightsUnavailableError
-
         self.modelLoading.emit(spec)
         self.cancel_download.clear()
 
@@ -219,27 +156,37 @@ class Engine(QObject):
             return not self.cancel_download.is_set()
 
         try:
-            clf = DenseNetClassifier.load(spec, device=device or "auto", progress=progress)
-        except DownloadCancelled:
-            self.modelFailed.emit(ModelFailure(spec, "Download cancelled.", True))
-            return
-        except WeightsUnavailableError as e:
-            self.modelFailed.emit(ModelFailure(spec, str(e), True))
-            return
-        except (DenseLensError, ValueError, OSError) as e:
-            self.modelFailed.emit(ModelFailure(spec, str(e), False))
-            return
-        self._clf, self._spec = clf, spec
-        import torch
-        import torchvision
+            info = self._load(spec, device, progress)
+        except Exception as e:  # noqa: BLE001 - a broken install must end in a message, not a crash
+            from model.errors import DenseLensError, DownloadCancelled, WeightsUnavailableError
 
+            if isinstance(e, DownloadCancelled):
+                failure = ModelFailure(spec, "Download cancelled.", True)
+            elif isinstance(e, WeightsUnavailableError):
+                failure = ModelFailure(spec, str(e), True)
+            elif isinstance(e, (DenseLensError, ValueError)):
+                failure = ModelFailure(spec, str(e), False)
+            else:
+                failure = ModelFailure(spec, _unexpected("Loading the model", e), False)
+            self.modelFailed.emit(failure)
+            return
+        self.modelReady.emit(info)
+
+    def _load(self, spec: str, device: str, progress) -> ModelInfo:
+        from model.architecture import describe
+        from model.classifier import DenseNetClassifier
         from model.devices import available_devices
 
+        clf = DenseNetClassifier.load(spec, device=device or "auto", progress=progress)
         size = clf.input_size
-        self.modelReady.emit(ModelInfo(spec, clf.source, str(clf.device), clf.device_name, list(clf.labels),
-                                       list(clf.model.tap_names), describe(clf.config, (size, size)).to_dict(),
-                                       list(clf.warnings), clf.weights_file, available_devices(),
-                                       {"torch": torch.__version__, "torchvision": torchvision.__version__}))
+        architecture = describe(clf.config, (size, size)).to_dict()
+        versions = {name: _version(name) for name in ("torch", "torchvision")}
+        self._release_analysis()
+        self._clf = clf
+        self._load_id += 1
+        return ModelInfo(spec, clf.title, clf.source, str(clf.device), clf.device_name, list(clf.labels),
+                         list(clf.model.tap_names), architecture, list(clf.warnings), clf.weights_file,
+                         available_devices(), versions, size, self._load_id)
 
     def _do_classify_step(self) -> None:
         from model.errors import DenseLensError
@@ -254,50 +201,67 @@ class Engine(QObject):
                 prepared = self._clf.prepare(path, self._settings["preprocess"])
                 logits = self._clf.logits(prepared.tensor[None])
                 preds = self._clf.top_predictions(logits, self._settings["topk"])[0]
-                self.classified.emit(Classified(path, preds, None, _thumbnail(prepared.loaded.image)))
+                result = Classified(path, preds, None, _thumbnail(prepared.loaded.image, THUMBNAIL), self._load_id)
             except DenseLensError as e:
-                self.classified.emit(Classified(path, None, str(e)))
+                result = Classified(path, None, str(e), load_id=self._load_id)
             except Exception as e:  # noqa: BLE001 - one image's failure must not stall the batch
-                log.exception("classifying %s failed", path)
-                self.classified.emit(Classified(path, None, f"{path}: unexpected error ({type(e).__name__}: {e})"))
+                result = Classified(path, None, _unexpected(f"Classifying {path}", e), load_id=self._load_id)
+            self.classified.emit(result)
         if not self._classify:
             self.batchFinished.emit()
+
+    def _analysis_for(self, path: str, preprocess: str):
+        """The cached analysis of ``path``, or a new one (the old one is released first)."""
+        from model.explain import ImageAnalysis
+
+        key = (path, preprocess, self._load_id)
+        if self._analysis_key != key:
+            self._release_analysis()
+            self._analysis = ImageAnalysis(self._clf, self._clf.prepare(path, preprocess))
+            self._analysis_key = key
+        return self._analysis
 
     def _do_explain(self, request: ExplainRequest) -> None:
         from model.display import heat_view, picture_array
         from model.errors import Cancelled, DenseLensError
 
+        result = Explained(request.request_id, request.path, request.method, request.preprocess,
+                           load_id=self._load_id)
         if self._clf is None:
+            result.error = "No model is loaded."
+            self.explained.emit(result)
             return
         self.cancel_explain.clear()
-        result = Explained(request.request_id, request.path)
         try:
-            ex = self._clf.explain(request.path, layers=request.layers, classes=request.classes,
-                                   method=request.method, topk=request.topk, preprocess=request.preprocess,
-                                   progress=lambda d, t: self.taskProgress.emit("scorecam", d, t),
-                                   cancelled=self.cancel_explain.is_set)
+            analysis = self._analysis_for(request.path, request.preprocess)
+            layers = list(dict.fromkeys([request.main_layer, *request.layers]))
+            ex = analysis.explain(layers, request.classes, request.method, request.topk,
+                                  progress=lambda d, t: self.taskProgress.emit("explain", d, t),
+                                  cancelled=self.cancel_explain.is_set)
+            if self._pictures is None or self._pictures[0] != request.path:
+                image = ex.prepared.loaded.image
+                self._pictures = (request.path, picture_array(image), _thumbnail(image, TILE))
+            _, result.picture, result.thumbnail = self._pictures
+            result.predictions = ex.predictions
+            result.heat = {(m.layer, m.class_index): heat_view(m) for m in ex.maps if m.layer == request.main_layer}
+            result.tiles = {(m.layer, m.class_index): heat_view(m, TILE) for m in ex.maps}
+            g = ex.prepared.geometry
+            if not g.covers_whole_image:
+                s = result.picture.shape[1] / g.original_size[0]
+                result.crop_box = tuple(v * s for v in g.crop_box)
         except Cancelled:
             result.cancelled = True
-            self.explained.emit(result)
-            return
         except (DenseLensError, ValueError) as e:
             result.error = str(e)
-            self.explained.emit(result)
-            return
         except Exception as e:  # noqa: BLE001 - the window must never wait for an answer that cannot come
-            log.exception("explaining %s failed", request.path)
-            result.error = f"unexpected error ({type(e).__name__}: {e}); details are in the log"
-            self.explained.emit(result)
-            return
-        picture = picture_array(ex.prepared.loaded.image)
-        result.picture = picture
-        result.predictions = ex.predictions
-        result.heat = {(m.layer, m.class_index): heat_view(m) for m in ex.maps}
-        g = ex.prepared.geometry
-        if not g.covers_whole_image:
-            s = picture.shape[1] / g.original_size[0]
-            result.crop_box = tuple(v * s for v in g.crop_box)
+            result.error = _unexpected(f"Explaining {request.path}", e)
         self.explained.emit(result)
+
+    def _explanation(self, path: str, layers: list[str], classes, method: str, preprocess: str):
+        """The explanation, from the cached analysis when it is this picture's."""
+        if self._analysis_key == (path, preprocess, self._load_id):
+            return self._analysis.explain(layers, classes, method)
+        return self._clf.explain(path, layers=layers, classes=classes, method=method, preprocess=preprocess)
 
     def _do_export(self, request: ExportRequest) -> None:
         from model.errors import DenseLensError
@@ -305,29 +269,28 @@ class Engine(QObject):
 
         written, errors = [], []
         total = len(request.paths)
+        model_name = self._clf.source if self._clf is not None else ""  # as the CLI records it
         for i, path in enumerate(request.paths):
             if self.cancel_export.is_set():
                 self.exportFinished.emit(ExportReport(request.request_id, written, errors, True))
                 return
             self.taskProgress.emit("export", i, total)
             try:
-                ex = self._clf.explain(path, layers=request.layers, classes=request.classes,
-                                       method=request.method, preprocess=request.preprocess)
+                ex = self._explanation(path, request.layers, request.classes, request.method, request.preprocess)
                 for m in (m for m in ex.maps if m.layer == request.file_layer and request.kinds):
-                    files = export_map(ex, m, request.out_dir, self._spec, request.kinds, request.colormap,
+                    files = export_map(ex, m, request.out_dir, model_name, request.kinds, request.colormap,
                                        request.alpha)
                     written.extend(p for paths in files.values() for p in paths)
                 if request.grid:
                     for class_index in dict.fromkeys(m.class_index for m in ex.maps):
-                        grid = export_block_grid(ex, class_index, request.out_dir, self._spec, request.colormap,
+                        grid = export_block_grid(ex, class_index, request.out_dir, model_name, request.colormap,
                                                  request.alpha)
                         if grid:
                             written.append(grid)
             except (DenseLensError, ValueError) as e:
                 errors.append(str(e))
             except Exception as e:  # noqa: BLE001 - keep exporting the others, report this one
-                log.exception("exporting %s failed", path)
-                errors.append(f"{path}: unexpected error ({type(e).__name__}: {e})")
+                errors.append(_unexpected(f"Exporting {path}", e))
         self.taskProgress.emit("export", total, total)
         self.exportFinished.emit(ExportReport(request.request_id, written, errors, False))
 
@@ -335,25 +298,33 @@ class Engine(QObject):
         from model.errors import DenseLensError
         from model.faithfulness import faithfulness
 
+        result = MetricsResult(request.request_id, request.layer, request.class_index)
         try:
-            ex = self._clf.explain(request.path, layers=[request.layer], classes=[request.class_index],
-                                   method=request.method, preprocess=request.preprocess)
+            ex = self._explanation(request.path, [request.layer], [request.class_index], request.method,
+                                   request.preprocess)
             m = ex.maps[0]
-            if not m.ok:
-                self.metricsReady.emit(request.request_id, m.status_message())
-                return
-            figures = faithfulness(self._clf, ex.prepared.tensor[None], m.analysed, m.class_index)
-            self.metricsReady.emit(request.request_id, figures.to_dict())
+            if m.ok:
+                figures = faithfulness(self._clf, ex.prepared.tensor[None], m.analysed, m.class_index)
+                result.figures = figures.to_dict()
+            else:
+                result.error = m.status_message()
         except (DenseLensError, ValueError) as e:
-            self.metricsReady.emit(request.request_id, str(e))
+            result.error = str(e)
         except Exception as e:  # noqa: BLE001
-            log.exception("faithfulness for %s failed", request.path)
-            self.metricsReady.emit(request.request_id, f"unexpected error ({type(e).__name__}: {e})")
+            result.error = _unexpected("Measuring faithfulness", e)
+        self.metricsReady.emit(result)
 
 
-def _thumbnail(image) -> object:
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:  # a bundle without the package's metadata
+        return "unknown"
+
+
+def _thumbnail(image, side: int) -> object:
     import numpy as np
 
     thumb = image.copy()
-    thumb.thumbnail((THUMBNAIL, THUMBNAIL))
+    thumb.thumbnail((side, side))
     return np.ascontiguousarray(np.asarray(thumb.convert("RGB"), dtype=np.uint8))

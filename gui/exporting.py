@@ -6,9 +6,8 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -17,16 +16,17 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMainWindow,
     QPushButton,
     QVBoxLayout,
 )
 
-from gui.engine import ExportReport, ExportRequest
+from gui.engine import Engine
+from gui.messages import ExportReport, ExportRequest
+from gui.session import Session
+from gui.settings import Settings
 from model.errors import ExportError
 from model.export import atomic_write
-
-if TYPE_CHECKING:
-    from gui.main_window import MainWindow
 
 
 class ExportDialog(QDialog):
@@ -69,98 +69,101 @@ class ExportDialog(QDialog):
 
 
 class ExportController(QObject):
+    """Turns export actions into engine requests; reads what to export from the session.
+
+    ``window`` is the main window: the dialogs' parent, and where messages go
+    (its ``statusBar()`` and ``show_error``).
+    """
+
     requestExport = Signal(object)
     finished = Signal(object)  # ExportReport, for callers and tests
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: QMainWindow, session: Session, engine: Engine, settings: Settings) -> None:
         super().__init__(window)
-        self.w = window
-        self._request_id = 0
-        self.requestExport.connect(window.engine.export)
-        window.engine.exportFinished.connect(self._on_finished)
+        self.w, self.session, self.settings = window, session, settings
+        self.requestExport.connect(engine.export)
+        engine.exportFinished.connect(self._on_finished)
 
     def _ask(self, title: str) -> ExportDialog | None:
-        dialog = ExportDialog(title, self.w.settings.last_folder(), self.w)
+        dialog = ExportDialog(title, self.settings.last_folder(), self.w)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         return dialog
 
     def export_current(self, dialog: ExportDialog | None = None) -> int | None:
-        w = self.w
-        if w.info is None or w.last is None or w.current_path is None:
-            w.statusBar().showMessage("Nothing to export yet: select a classified image", 5000)
+        s = self.session
+        if s.current_explanation() is None or s.shown_class() is None:
+            self.w.statusBar().showMessage("Nothing to export yet: select a classified image", 5000)
             return None
         dialog = dialog or self._ask("Export heatmap")
         if dialog is None:
             return None
-        return self._start(dialog, [w.current_path], [w.shown_class()])
+        return self._start(dialog, [s.current_path], [s.shown_class()])
 
     def export_all(self, dialog: ExportDialog | None = None) -> int | None:
-        w = self.w
-        paths = [p for p in w.images.paths() if w.images.state(p) == "done"]
-        if w.info is None or not paths:
-            w.statusBar().showMessage("Nothing to export yet: no classified images", 5000)
+        s = self.session
+        paths = [p for p in s.images if p in s.results and s.results[p].error is None]
+        if s.model is None or not paths:
+            self.w.statusBar().showMessage("Nothing to export yet: no classified images", 5000)
             return None
         dialog = dialog or self._ask(f"Export heatmaps of {len(paths)} images")
         if dialog is None:
             return None
-        classes = [w.current_class] if w.current_class is not None else None
+        classes = [s.current_class] if s.current_class is not None else None
         return self._start(dialog, paths, classes)
 
     def _start(self, dialog: ExportDialog, paths: list[str], classes: list[int] | None) -> int | None:
-        w = self.w
+        s = self.session
         folder = dialog.folder.text().strip()
         kinds = dialog.kinds()
         if not kinds and not dialog.grid.isChecked():
-            w.statusBar().showMessage("Choose at least one kind of file to export", 5000)
+            self.w.statusBar().showMessage("Choose at least one kind of file to export", 5000)
             return None
         if not Path(folder).is_dir():
-            w.show_error("Cannot export", f"{folder or 'No folder given'}: not an existing folder")
+            self.w.show_error("Cannot export", f"{folder or 'No folder given'}: not an existing folder")
             return None
-        w.settings.set_last_folder(folder)
-        blocks = [t for t in w.info.taps if t.startswith("denseblock")]
-        layers = [w.current_layer]
+        self.settings.set_last_folder(folder)
+        layers = [s.layer]
         if dialog.grid.isChecked():
-            layers += [b for b in blocks if b not in layers]
-        self._request_id += 1
-        request = ExportRequest(self._request_id, paths, folder, layers, classes, w.method.currentData(), kinds,
-                                w.colormap.currentText(), w.opacity.value() / 100, w.preprocess.currentData(),
-                                grid=dialog.grid.isChecked())
-        w._show_progress("export", 0, len(paths))
+            layers += [b for b in s.model.taps if b.startswith("denseblock") and b not in layers]
+        request = ExportRequest(s.export_id(), paths, folder, layers, classes, s.method, kinds, s.colormap,
+                                s.opacity / 100, s.region, grid=dialog.grid.isChecked())
+        s.update_task("export", 0, len(paths))
         self.requestExport.emit(request)
-        return self._request_id
+        return request.request_id
 
+    @Slot(object)
     def _on_finished(self, report: ExportReport) -> None:
-        w = self.w
-        w._hide_progress("export")
+        self.session.finish_task("export")
         if report.errors:
             shown = "\n".join(report.errors[:5]) + ("\n…" if len(report.errors) > 5 else "")
-            w.show_error("Some exports failed", f"{len(report.written)} file(s) written; "
-                         f"{len(report.errors)} failed:\n{shown}")
+            self.w.show_error("Some exports failed", f"{len(report.written)} file(s) written; "
+                              f"{len(report.errors)} failed:\n{shown}")
         else:
             what = "cancelled after" if report.cancelled else "wrote"
-            w.statusBar().showMessage(f"Export {what} {len(report.written)} file(s)", 8000)
+            self.w.statusBar().showMessage(f"Export {what} {len(report.written)} file(s)", 8000)
         self.finished.emit(report)
 
     # -- predictions table -------------------------------------------------------------
     def export_predictions(self, fmt: str, path: str | None = None) -> str | None:
-        w = self.w
-        rows = [w.results[p] for p in w.images.paths() if p in w.results]
+        s = self.session
+        rows = [s.results[p] for p in s.images if p in s.results]
         if not rows:
-            w.statusBar().showMessage("No predictions to export yet", 5000)
+            self.w.statusBar().showMessage("No predictions to export yet", 5000)
             return None
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(w, "Export predictions", str(Path(w.settings.last_folder()) /
-                                                  f"predictions.{fmt}"), f"{fmt.upper()} (*.{fmt})")
+            path, _ = QFileDialog.getSaveFileName(self.w, "Export predictions",
+                                                  str(Path(self.settings.last_folder()) / f"predictions.{fmt}"),
+                                                  f"{fmt.upper()} (*.{fmt})")
             if not path:
                 return None
         data = predictions_document(rows, fmt)
         try:
             written = atomic_write(path, lambda f: f.write(data.encode("utf-8")), overwrite=True)
         except ExportError as e:
-            w.show_error("Cannot export predictions", str(e))
+            self.w.show_error("Cannot export predictions", str(e))
             return None
-        w.statusBar().showMessage(f"Predictions saved to {written}", 8000)
+        self.w.statusBar().showMessage(f"Predictions saved to {written}", 8000)
         return str(written)
 
 

@@ -1,13 +1,21 @@
-"""The DenseLens window: wiring of the image list, the view, the panels, menus and the engine thread."""
+"""The DenseLens window: widgets bound to the session state, user actions forwarded to it and the engine.
+
+What the window shows lives in ``gui.session.Session`` (Qt-free); the window
+draws it (``subscribe``) and turns clicks into session changes and engine
+requests.  The engine lives in its own thread: requests go there as queued
+signals, and every answer comes back to a slot of this window (queued to the
+GUI thread), never to a lambda that would run in the engine's thread.
+"""
 
 from __future__ import annotations
 
+import html
 import logging
 import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QStandardPaths, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,15 +39,21 @@ from PySide6.QtWidgets import (
 from gui.architecture_dialog import ArchitectureDialog
 from gui.blocks_panel import BlocksPanel
 from gui.dropping import expand_paths, local_paths
-from gui.engine import Classified, Engine, Explained, ExplainRequest, MetricsRequest, ModelFailure, ModelInfo
+from gui.engine import Engine
 from gui.exporting import ExportController
 from gui.image_list import ImageList
 from gui.image_view import ImageView
+from gui.logs import log_path
+from gui.messages import Classified, Explained, MetricsResult, ModelFailure, ModelInfo
 from gui.predictions_panel import PredictionsPanel
+from gui.session import Session, Task
 from gui.settings import Settings
-from model.choices import COLORMAPS, IMAGENET_MODELS, METHOD_TITLES, METHODS, MODEL_TITLES
+from model.cam import METHODS
+from model.render import COLORMAPS
+from model.zoo import MODELS, PREPROCESS_MODES, model_title, preprocess_help, preprocess_title
 
 log = logging.getLogger("denselens.gui")
+PROGRESS_FORMATS = {"download": "Download %p%", "export": "Export %v/%m", "classify": "Classify %v/%m"}
 
 
 class MainWindow(QMainWindow):
@@ -53,35 +67,39 @@ class MainWindow(QMainWindow):
     # GUI-thread notifications (for whoever watches the window, tests included)
     modelChanged = Signal(object)  # ModelInfo
     modelLoadFailed = Signal(object)  # ModelFailure
+    explanationShown = Signal(object)  # Explained, once drawn
+    errorReported = Signal(str, str)  # title, message: safe to emit from any thread
 
-    def __init__(self, settings: Settings | None = None, autoload: bool = True) -> None:
+    def __init__(self, settings: Settings | None = None, autoload: bool = True, model: str | None = None,
+                 device: str | None = None) -> None:
         super().__init__()
         self.setWindowTitle("DenseLens")
         self.setAcceptDrops(True)
         self.setMinimumSize(900, 560)
-        self.settings = settings or Settings()
-        self.info: ModelInfo | None = None
-        self.results: dict[str, Classified] = {}
-        self.current_path: str | None = None
-        self.current_class: int | None = None  # None: the top class
-        self.current_layer = self.settings.layer()
-        self.last: Explained | None = None
-        self._request_id = 0  # explanations: only the newest is shown
-        self._metrics_id = 0
-        self._waiting: set[str] = set()  # paths sent for classification, not answered yet
+        self.settings = s = settings or Settings()
+        self.device = device or s.device()  # a command-line device is used, not saved
+        self.session = Session(layer=s.layer(), method=s.method(), colormap=s.colormap(), opacity=s.opacity(),
+                               region=s.preprocess(), topk=s.topk(), all_taps=s.all_taps())
+        self.error_box: QMessageBox | None = None
+        self.failure_box: QMessageBox | None = None
+        self._refresh_pending = False
+        self._shown_picture = None  # the array the view shows, to skip redrawing the same picture
+        self._last_request: tuple | None = None  # what the explanation on its way was asked for
 
         self._build_widgets()
         self._build_actions()
         self._restore()
+        self._bind()
         self._start_engine()
-        self.exporter = ExportController(self)
+        self.exporter = ExportController(self, self.session, self.engine, self.settings)
+        self.errorReported.connect(self.show_error)
         if autoload:
-            QTimer.singleShot(0, lambda: self.load_model(self.settings.model()))
+            QTimer.singleShot(0, lambda: self.load_model(model or s.model()))
 
     # -- construction ----------------------------------------------------------------
     def _build_widgets(self) -> None:
         self.images = ImageList()
-        self.images.currentItemChanged.connect(lambda *_: self._on_current_changed())
+        self.images.currentItemChanged.connect(self._on_current_item)
         self.images.removeRequested.connect(self.remove_images)
         self.view = ImageView()
         self.predictions = PredictionsPanel()
@@ -95,6 +113,7 @@ class MainWindow(QMainWindow):
         self.metrics_button.clicked.connect(self.request_metrics)
         self.metrics_label = QLabel()
         self.metrics_label.setWordWrap(True)
+        self.metrics_label.setTextFormat(Qt.TextFormat.PlainText)
         self.metrics_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         right = QWidget()
         col = QVBoxLayout(right)
@@ -104,7 +123,6 @@ class MainWindow(QMainWindow):
         col.addWidget(QLabel("<b>Dense blocks</b> (current class)"))
         self.all_taps = QCheckBox("Also transitions and norm5")
         self.all_taps.setToolTip("Show the transitions' and the final norm's heatmaps beside the dense blocks")
-        self.all_taps.toggled.connect(lambda *_: self._on_all_taps())
         col.addWidget(self.all_taps)
         col.addWidget(self.blocks)
         col.addWidget(self.metrics_button)
@@ -125,6 +143,7 @@ class MainWindow(QMainWindow):
 
         bar = self.statusBar()
         self.model_label = QLabel("Starting…")
+        self.model_label.setTextFormat(Qt.TextFormat.PlainText)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setVisible(False)
@@ -139,9 +158,9 @@ class MainWindow(QMainWindow):
         tools.setObjectName("view-toolbar")
         self.addToolBar(tools)
         self.method = QComboBox()
-        for m in METHODS:
-            self.method.addItem(METHOD_TITLES[m], m)
-        self.method.setToolTip("Explanation method (Score-CAM is slow: it runs one forward pass per channel)")
+        for m in METHODS.values():
+            self.method.addItem(m.title, m.name)
+        self.method.setToolTip("Explanation method (slow ones run one forward pass per channel: progress and Cancel)")
         self.method.setAccessibleName("Method")
         self.layer = QComboBox()
         self.layer.setToolTip("Which feature map the heatmap explains")
@@ -158,11 +177,9 @@ class MainWindow(QMainWindow):
         self.opacity.setAccessibleName("Heatmap opacity")
         self.opacity.setToolTip("Heatmap opacity (hold Space over the image to peek at the original)")
         self.preprocess = QComboBox()
-        self.preprocess.addItem("Whole image", "full")
-        self.preprocess.addItem("Center crop 224", "center-crop")
+        for mode in PREPROCESS_MODES:
+            self.preprocess.addItem(preprocess_title(mode, 224), mode)
         self.preprocess.setAccessibleName("Analysis region")
-        self.preprocess.setToolTip("Whole image: everything, aspect kept. Center crop: torchvision's protocol "
-                                   "(the analysed square is outlined).")
         for label, widget in (("Method", self.method), ("Layer", self.layer), ("Colormap", self.colormap),
                               ("Opacity", self.opacity), ("Region", self.preprocess)):
             tools.addWidget(QLabel(f" {label} "))
@@ -222,10 +239,10 @@ class MainWindow(QMainWindow):
 
         self.model_menu = menu.addMenu("&Model")
         self.model_group = QActionGroup(self)
-        for spec in (*IMAGENET_MODELS, "demo"):
-            action = self._action(MODEL_TITLES[spec], lambda _c=False, s=spec: self.load_model(s))
+        for entry in MODELS.values():
+            action = self._action(entry.title, lambda _c=False, s=entry.name: self.load_model(s))
             action.setCheckable(True)
-            action.setData(spec)
+            action.setData(entry.name)
             self.model_group.addAction(action)
             self.model_menu.addAction(action)
         self.model_menu.addSeparator()
@@ -241,45 +258,37 @@ class MainWindow(QMainWindow):
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self._action("&About DenseLens", self.about))
 
-        self.method.currentIndexChanged.connect(lambda *_: self._on_method())
-        self.layer.currentIndexChanged.connect(lambda *_: self.choose_layer(self.layer.currentData() or ""))
-        self.colormap.currentTextChanged.connect(self._on_style)
-        self.opacity.valueChanged.connect(self._on_style)
-        self.preprocess.currentIndexChanged.connect(lambda *_: self._on_preprocess())
-
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
         recent = self.settings.recent_models()
         for path in recent:
-            self.recent_menu.addAction(self._action(path, lambda _c=False, p=path: self.load_model(p)))
+            self.recent_menu.addAction(self._action(path.replace("&", "&&"),
+                                                    lambda _c=False, p=path: self.load_model(p)))
         self.recent_menu.setEnabled(bool(recent))
 
     def _fill_devices(self, devices: list[str]) -> None:
         self.device_menu.clear()
         for action in self.device_group.actions():
             self.device_group.removeAction(action)
-        chosen = self.settings.device()
         for device in ["auto", *devices]:
             title = {"auto": "&Auto (best available)", "cpu": "&CPU", "mps": "Apple &MPS"}.get(device, device.upper())
             action = self._action(title, lambda _c=False, d=device: self.set_device(d))
             action.setCheckable(True)
-            action.setChecked(device == chosen)
+            action.setChecked(device == self.device)
             action.setData(device)
             self.device_group.addAction(action)
             self.device_menu.addAction(action)
 
     def _restore(self) -> None:
-        s = self.settings
-        # Read everything first: applying one value saves the others through its signal.
-        method, colormap, opacity, mode, topk = s.method(), s.colormap(), s.opacity(), s.preprocess(), s.topk()
-        self.all_taps.setChecked(s.all_taps())
-        self._set_combo(self.method, method)
-        self.colormap.setCurrentText(colormap)
-        self.opacity.setValue(opacity)
-        self._set_combo(self.preprocess, mode)
-        self.predictions.topk.setValue(topk)
-        self._on_style()
-        geometry, state, split = s.state("geometry"), s.state("state"), s.state("splitter")
+        s = self.session
+        self.all_taps.setChecked(s.all_taps)
+        self._set_combo(self.method, s.method)
+        self.colormap.setCurrentText(s.colormap)
+        self.opacity.setValue(s.opacity)
+        self._set_combo(self.preprocess, s.region)
+        self.predictions.topk.setValue(s.topk)
+        self._show_style()
+        geometry, state, split = (self.settings.state(k) for k in ("geometry", "state", "splitter"))
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1280, 800)
         if state is not None:
@@ -290,8 +299,28 @@ class MainWindow(QMainWindow):
     @staticmethod
     def _set_combo(combo: QComboBox, data: str) -> None:
         i = combo.findData(data)
-        if i >= 0:
+        if i >= 0 and i != combo.currentIndex():
             combo.setCurrentIndex(i)
+
+    def _bind(self) -> None:
+        """Widgets forward to the session; the session's changes redraw the widgets."""
+        s = self.session
+        self.method.currentIndexChanged.connect(self._on_method)
+        self.layer.currentIndexChanged.connect(lambda *_: self.choose_layer(self.layer.currentData() or ""))
+        self.colormap.currentTextChanged.connect(self._on_style)
+        self.opacity.valueChanged.connect(self._on_style)
+        self.preprocess.currentIndexChanged.connect(self._on_region)
+        self.all_taps.toggled.connect(self._on_all_taps)
+        s.subscribe("model", self._show_model)
+        s.subscribe("loading", lambda _v: self._show_model_status())
+        s.subscribe("explanation", lambda _v: self._schedule_refresh())
+        s.subscribe("current_class", lambda _v: self._schedule_refresh())
+        s.subscribe("layer", self._show_layer)
+        s.subscribe("current_path", self._show_path)
+        s.subscribe("colormap", lambda _v: self._show_style())
+        s.subscribe("opacity", lambda _v: self._show_style())
+        s.subscribe("tasks", lambda _v: self._show_task())
+        s.subscribe("metrics", self._show_metrics)
 
     def _start_engine(self) -> None:
         self.thread = QThread(self)
@@ -305,6 +334,7 @@ class MainWindow(QMainWindow):
         self.requestMetrics.connect(self.engine.metrics)
         self.requestConfigure.connect(self.engine.configure)
         self.requestDropBatch.connect(self.engine.drop_batch)
+        # Every answer goes to a slot of this window: queued into the GUI thread.
         self.engine.modelLoading.connect(self._on_model_loading)
         self.engine.downloadProgress.connect(self._on_download)
         self.engine.modelReady.connect(self._on_model_ready)
@@ -314,16 +344,17 @@ class MainWindow(QMainWindow):
         self.engine.explained.connect(self._on_explained)
         self.engine.taskProgress.connect(self._on_task_progress)
         self.engine.metricsReady.connect(self._on_metrics)
-        self.engine.problem.connect(lambda msg: self.show_error("Something went wrong", msg))
+        self.engine.problem.connect(self._on_problem)
         self.thread.start()
-        self.requestConfigure.emit(self.predictions.topk.value(), self.preprocess.currentData())
+        self.requestConfigure.emit(self.session.topk, self.session.region)
 
     # -- images -------------------------------------------------------------------
     def add_paths(self, paths: list[str]) -> tuple[int, int]:
         """Add files/folders; returns (images added, files skipped)."""
         images, skipped = expand_paths(paths)
-        added = self.images.add_paths(images)
-        if added and self.info is not None:
+        added = self.session.add_images(images)
+        self.images.add_paths(added)
+        if added and self.session.model is not None:
             self._classify(added)
         if added and self.images.currentRow() < 0:
             self.images.setCurrentRow(self.images.count() - len(added))
@@ -337,25 +368,17 @@ class MainWindow(QMainWindow):
 
     def _classify(self, paths: list[str]) -> None:
         self.images.mark_busy(paths)
-        self._waiting.update(paths)
+        self.session.classifying(paths)
         self.requestClassify.emit(list(paths))
-        if len(self._waiting) > 1:
-            self._show_progress("classify", self.images.count() - len(self._waiting), self.images.count())
 
     def remove_images(self, paths: list[str]) -> None:
         self.images.remove(paths)
-        for p in paths:
-            self.results.pop(p, None)
-            self._waiting.discard(p)
-        if self.current_path in paths:
-            self._on_current_changed()
+        self.session.remove_images(paths)
 
     def clear_images(self) -> None:
         self.requestDropBatch.emit()
         self.images.clear_all()
-        self.results.clear()
-        self._waiting.clear()
-        self._on_current_changed()
+        self.session.clear_images()
 
     def open_images(self) -> None:
         from model.images import IMAGE_EXTENSIONS
@@ -415,73 +438,99 @@ class MainWindow(QMainWindow):
 
     # -- model --------------------------------------------------------------------
     def load_model(self, spec: str) -> None:
-        self.requestLoad.emit(spec, self.settings.device())
+        self.requestLoad.emit(spec, self.device)
+        self._show_model_menu()  # the menu keeps naming the model in use until the new one is ready
 
     def load_weights_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load DenseNet weights", self.settings.last_folder(),
                                               "DenseNet checkpoints (*.pth *.pt *.safetensors);;All files (*)")
         if path:
             self.load_model(path)
+        else:
+            self._show_model_menu()
 
     def set_device(self, device: str) -> None:
+        self.device = device
         self.settings.set_device(device)
-        if self.info is not None:
-            self.load_model(self.info.spec)
+        if self.session.model is not None:
+            self.load_model(self.session.model.spec)
 
+    @Slot(str)
     def _on_model_loading(self, spec: str) -> None:
-        name = MODEL_TITLES.get(spec, Path(spec).name)
-        self.model_label.setText(f"Loading {name}…")
-        self.statusBar().showMessage(f"Loading {name}…")
+        self.session.model_loading(spec)
 
+    @Slot(int, int)
     def _on_download(self, done: int, total: int) -> None:
-        self._show_progress("download", done, total)
+        self.session.update_task("download", done, max(total, 0))
         mb = f"{done / 1e6:.1f}" + (f" of {total / 1e6:.1f}" if total > 0 else "")
         self.statusBar().showMessage(f"Downloading weights: {mb} MB")
 
+    @Slot(object)
     def _on_model_ready(self, info: ModelInfo) -> None:
-        self.info = info
-        self._hide_progress("download")
+        self.session.model_ready(info)
         self.settings.set_model(info.spec)
-        if info.spec not in (*IMAGENET_MODELS, "demo"):
+        if info.spec not in MODELS:
             self.settings.add_recent_model(info.spec)
             self._fill_recent()
-        for action in self.model_group.actions():
-            action.setChecked(action.data() == info.spec)
-        self._fill_devices(info.devices)
-        name = MODEL_TITLES.get(info.spec, Path(info.spec).name)
-        self.model_label.setText(f"{name} · {info.device_name}")
-        self.statusBar().showMessage(f"{name} ready on {info.device_name}", 5000)
+        self.statusBar().showMessage(f"{info.title} ready on {info.device_name}", 5000)
         for warning in info.warnings:
             self.statusBar().showMessage(warning, 10000)
+        if self.session.images:
+            self._classify(list(self.session.images))
+        self._schedule_refresh()
+        self.modelChanged.emit(info)
+
+    def _show_model(self, info: ModelInfo | None) -> None:
+        self._show_model_menu()
+        self._show_model_status()
+        if info is None:
+            return
+        self._fill_devices(info.devices)
         self.predictions.set_labels(info.labels)
         self.layer.blockSignals(True)
         self.layer.clear()
         for tap in info.taps:
             self.layer.addItem(tap, tap)
-        blocks = [t for t in info.taps if t.startswith("denseblock")]
-        if self.current_layer not in info.taps:
-            self.current_layer = blocks[-1]
-        self._set_combo(self.layer, self.current_layer)
         self.layer.blockSignals(False)
-        self.blocks.set_layers(self.panel_layers())
-        self.blocks.select(self.current_layer)
-        self.current_class = None
-        if self.images.count():
-            self._classify(self.images.paths())
-        self.request_explanation()
-        self.modelChanged.emit(info)
+        self._set_combo(self.layer, self.session.layer)
+        for i, mode in enumerate(PREPROCESS_MODES):
+            self.preprocess.setItemText(i, preprocess_title(mode, info.input_size))
+        self.preprocess.setToolTip("\n".join(f"{preprocess_title(m, info.input_size)}: "
+                                             f"{preprocess_help(m, info.input_size)}" for m in PREPROCESS_MODES))
+        self.blocks.set_layers(self.session.panel_layers())
+        self.blocks.select(self.session.layer)
 
+    def _show_model_menu(self) -> None:
+        """Check the model that produces the numbers on screen (a cancelled or failed choice unchecks)."""
+        current = self.session.model.spec if self.session.model else None
+        self.model_group.setExclusive(False)
+        for action in self.model_group.actions():
+            action.setChecked(action.data() == current)
+        self.model_group.setExclusive(True)
+
+    def _show_model_status(self) -> None:
+        s = self.session
+        if s.loading is not None:
+            self.model_label.setText(f"Loading {model_title(s.loading)}…")
+            self.statusBar().showMessage(f"Loading {model_title(s.loading)}…")
+            return
+        self.model_label.setText(f"{s.model.title} · {s.model.device_name}" if s.model else "No model")
+        if self.statusBar().currentMessage().startswith("Loading "):
+            self.statusBar().clearMessage()
+
+    @Slot(object)
     def _on_model_failed(self, failure: ModelFailure) -> None:
-        self._hide_progress("download")
-        name = MODEL_TITLES.get(failure.spec, Path(failure.spec).name)
+        self.session.model_failed(failure)
+        self._show_model_menu()
+        name = model_title(failure.spec)
         message = failure.message
-        if self.info is None and failure.weights_missing and failure.spec != "demo":
+        if self.session.model is None and failure.weights_missing and failure.spec != "demo":
             # Offline first start: the bundled demo model keeps the app usable meanwhile.
             message += "\n\nUsing the demo model meanwhile."
             self.load_model("demo")
-        self.model_label.setText("No model" if self.info is None else self.model_label.text())
         box = QMessageBox(QMessageBox.Icon.Warning, f"Cannot load {name}", message,
                           QMessageBox.StandardButton.NoButton, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
         retry = box.addButton("Retry", QMessageBox.ButtonRole.AcceptRole)
         choose = box.addButton("Load weights file…", QMessageBox.ButtonRole.ActionRole)
         demo = box.addButton("Use demo model", QMessageBox.ButtonRole.ActionRole) if failure.spec != "demo" else None
@@ -502,213 +551,225 @@ class MainWindow(QMainWindow):
         self.modelLoadFailed.emit(failure)
 
     # -- classification and explanation --------------------------------------------------
+    @Slot(object)
     def _on_classified(self, result: Classified) -> None:
-        self.results[result.path] = result
+        if not self.session.accept_classified(result):
+            return
         self.images.set_result(result.path, result.predictions, result.error, result.thumbnail)
-        self._waiting.discard(result.path)
-        if self.progress.property("task") == "classify":
-            self._show_progress("classify", self.images.count() - len(self._waiting), self.images.count())
-        if result.error and result.path == self.current_path:
+        if result.error and result.path == self.session.current_path:
             self._show_image_error(result.error)
 
+    @Slot()
     def _on_batch_finished(self) -> None:
-        self._waiting.clear()
-        self._hide_progress("classify")
-        errors = sum(1 for p in self.images.paths() if self.images.state(p) == "error")
-        done = sum(1 for p in self.images.paths() if self.images.state(p) == "done")
+        self.session.batch_finished()
+        done, errors = self.session.counts()
         note = f"; {errors} could not be read (hover for why)" if errors else ""
         self.statusBar().showMessage(f"Classified {done} image{'s' * (done != 1)}{note}", 8000)
 
-    def _on_current_changed(self) -> None:
+    def _on_current_item(self, *_args) -> None:
         item = self.images.currentItem()
-        path = item.data(Qt.ItemDataRole.UserRole) if item else None
-        if path != self.current_path:
-            self.current_class = None
-        self.current_path = path
-        self.metrics_label.clear()
+        self.session.select_image(item.data(Qt.ItemDataRole.UserRole) if item else None)
+
+    def _show_path(self, path: str | None) -> None:
+        self.setWindowTitle(f"{Path(path).name} — DenseLens" if path else "DenseLens")
         if path is None:
-            self.last = None
+            self._shown_picture = None
             self.view.set_picture(None)
             self.predictions.set_message("Drop images here or use File ▸ Open.")
             self.blocks.show_maps(None, {}, {}, "")
             return
-        self.request_explanation()
+        self._schedule_refresh()
 
-    def panel_layers(self) -> list[str]:
-        """The taps the block panel shows: the dense blocks, plus transitions and norm5 on request."""
-        if self.info is None:
-            return []
-        if self.all_taps.isChecked():
-            return list(self.info.taps)
-        return [t for t in self.info.taps if t.startswith("denseblock")]
+    def _on_all_taps(self, checked: bool) -> None:
+        self.session.all_taps = checked
+        self.settings.set_view(all_taps=checked)
+        self.blocks.set_layers(self.session.panel_layers())
+        self.blocks.select(self.session.layer)
+        self._schedule_refresh()
 
-    def _on_all_taps(self) -> None:
-        self.settings.set_view(all_taps=self.all_taps.isChecked())
-        self.blocks.set_layers(self.panel_layers())
-        self.blocks.select(self.current_layer)
-        self.request_explanation()
+    def _schedule_refresh(self) -> None:
+        """Redraw or ask the engine once, after the current batch of state changes."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            QTimer.singleShot(0, self.refresh)
+
+    def refresh(self) -> None:
+        """Draw the current picture's maps if the session holds them, else ask the engine for them."""
+        self._refresh_pending = False
+        s = self.session
+        if s.model is None or s.current_path is None:
+            return
+        result = s.results.get(s.current_path)
+        error = result.error if result is not None else None
+        if error is None and s.explanation is not None and s.explanation.path == s.current_path:
+            error = s.explanation.error
+        if error:
+            self._show_image_error(error)
+            return
+        if s.has_current_maps():
+            self._draw()
+        elif s.pending.get("explain") is None or not self._pending_matches():
+            self.request_explanation()
+
+    def _pending_matches(self) -> bool:
+        """Whether the explanation on its way is for what the session now shows."""
+        return self._last_request is not None and self._last_request == self._request_key()
+
+    def _request_key(self) -> tuple:
+        s = self.session
+        return (s.current_path, s.layer, s.current_class, s.method, s.region, s.topk, tuple(s.panel_layers()))
 
     def request_explanation(self) -> None:
-        if self.info is None or self.current_path is None:
+        request = self.session.explain_request()
+        if request is None:
             return
-        result = self.results.get(self.current_path)
-        if result is not None and result.error:
-            self._show_image_error(result.error)
-            return
-        self._request_id += 1
-        layers = self.panel_layers()
-        if self.current_layer not in layers:
-            layers.append(self.current_layer)
-        classes = None if self.current_class is None else [self.current_class]
-        method = self.method.currentData()
-        # A Score-CAM still running for an older request stops; the engine clears the flag
+        self._last_request = self._request_key()
+        # A slow method still running for an older request stops; the engine clears the flag
         # when it starts the next explanation.
         self.engine.cancel_explain.set()
-        request = ExplainRequest(self._request_id, self.current_path, layers, classes, method,
-                                 self.predictions.topk.value(), self.preprocess.currentData())
         self.requestExplain.emit(request)
-        if method == "scorecam":
-            self._show_progress("scorecam", 0, 0)
-        self.statusBar().showMessage(f"Explaining {Path(self.current_path).name}…")
+        self.statusBar().showMessage(f"Explaining {Path(request.path).name}…")
 
+    @Slot(object)
     def _on_explained(self, result: Explained) -> None:
-        if result.request_id != self._request_id:
+        if not self.session.accept_explained(result):
             return  # a newer request is on its way: stale results are dropped
-        self._hide_progress("scorecam")
+        self._last_request = None
         if result.cancelled:
-            self.statusBar().showMessage("Score-CAM cancelled", 5000)
+            self.statusBar().showMessage(f"{METHODS[result.method].title} cancelled", 5000)
             return
-        if result.error:
-            self._show_image_error(result.error)
-            return
-        self.last = result
-        self.view.set_picture(result.picture)
-        self.view.set_region(result.crop_box)
-        self.predictions.set_predictions(result.predictions, self.shown_class())
-        self._show_current_heat()
-        self.statusBar().showMessage(f"{Path(result.path).name}: {self.current_layer}, "
-                                     f"{METHOD_TITLES[self.method.currentData()]}", 5000)
+        if not result.error:
+            self.statusBar().showMessage(f"{Path(result.path).name}: {self.session.layer}, "
+                                         f"{METHODS[result.method].title}", 5000)
 
-    def shown_class(self) -> int | None:
-        if self.current_class is not None:
-            return self.current_class
-        return self.last.predictions[0].index if self.last and self.last.predictions else None
-
-    def _show_current_heat(self) -> None:
-        if self.last is None:
-            return
-        cls = self.shown_class()
-        view = self.last.heat.get((self.current_layer, cls))
-        if view is None:
-            self.request_explanation()
-            return
+    def _draw(self) -> None:
+        s = self.session
+        ex = s.current_explanation()
+        cls = s.shown_class()
+        view = ex.heat[(s.layer, cls)]
+        if ex.picture is not self._shown_picture:
+            self._shown_picture = ex.picture
+            self.view.set_picture(ex.picture)
+        self.view.set_region(ex.crop_box)
+        self.predictions.set_predictions(ex.predictions, cls)
         self.view.set_heat(view.index if view.status == "ok" else None)
         if view.status != "ok":
             self.statusBar().showMessage(view.message, 10000)
-        heat = {layer: hv.index for (layer, c), hv in self.last.heat.items() if c == cls}
-        messages = {layer: hv.message for (layer, c), hv in self.last.heat.items() if c == cls and hv.status != "ok"}
-        label = view.label
-        self.blocks.show_maps(self.last.picture, heat, messages,
-                              f"{label} · {METHOD_TITLES[self.method.currentData()]}")
-        self.blocks.select(self.current_layer)
-        self.predictions.mark_selected(cls)
+        panel = s.panel_layers()
+        tiles = {layer: hv.index for (layer, c), hv in ex.tiles.items() if c == cls and layer in panel}
+        messages = {layer: hv.message for (layer, c), hv in ex.tiles.items() if c == cls and hv.status != "ok"}
+        self.blocks.show_maps(ex.thumbnail, tiles, messages, f"{view.label} · {METHODS[ex.method].title}")
+        self.blocks.select(s.layer)
+        self.explanationShown.emit(ex)
 
     def _show_image_error(self, error: str) -> None:
+        self._shown_picture = None
         self.view.set_picture(None)
         self.predictions.set_message(f"This image cannot be analysed:\n{error}")
         self.blocks.show_maps(None, {}, {}, "")
 
     def choose_class(self, class_index: int) -> None:
-        self.current_class = class_index
-        self.metrics_label.clear()
-        if self.last is not None and (self.current_layer, class_index) in self.last.heat:
-            self._show_current_heat()
-        else:
-            self.request_explanation()
+        self.session.choose_class(class_index)
 
     def choose_layer(self, layer: str) -> None:
-        if not layer or self.info is None or layer not in self.info.taps:
-            return
-        self.current_layer = layer
-        self._set_combo(self.layer, layer)
-        self.settings.set_view(layer=layer)
-        self.metrics_label.clear()
-        if self.last is not None and (layer, self.shown_class()) in self.last.heat:
-            self._show_current_heat()
-        else:
-            self.request_explanation()
+        if self.session.choose_layer(layer):
+            self.settings.set_view(layer=layer)
 
-    def _on_method(self) -> None:
-        self.settings.set_view(method=self.method.currentData())
-        self.request_explanation()
+    def _show_layer(self, layer: str) -> None:
+        self._set_combo(self.layer, layer)
+        self.blocks.select(layer)
+        self._schedule_refresh()
+
+    def _on_method(self, *_args) -> None:
+        self.session.method = self.method.currentData()
+        self.settings.set_view(method=self.session.method)
+        self._schedule_refresh()
 
     def _on_style(self, *_args) -> None:
-        colormap, opacity = self.colormap.currentText(), self.opacity.value() / 100
+        self.session.colormap = self.colormap.currentText()
+        self.session.opacity = self.opacity.value()
+        self.settings.set_view(colormap=self.session.colormap, opacity=self.session.opacity)
+
+    def _show_style(self) -> None:
+        """Colormap and opacity change only how cached maps are painted: no torch, no engine."""
+        colormap, opacity = self.session.colormap, self.session.opacity / 100
         self.view.set_colormap(colormap)
         self.view.set_opacity(opacity)
         self.blocks.set_style(colormap, opacity)
-        self.settings.set_view(colormap=colormap, opacity=self.opacity.value())
 
-    def _on_preprocess(self) -> None:
+    def _on_region(self, *_args) -> None:
         mode = self.preprocess.currentData()
+        self.session.region = mode
         self.settings.set_view(preprocess=mode)
-        self.requestConfigure.emit(self.predictions.topk.value(), mode)
-        if self.info is not None and self.images.count():
-            self._classify(self.images.paths())
-        self.request_explanation()
+        self.requestConfigure.emit(self.session.topk, mode)
+        if self.session.model is not None and self.session.images:
+            self._classify(list(self.session.images))
+        self._schedule_refresh()
 
     def _on_topk(self, k: int) -> None:
+        self.session.topk = k
         self.settings.set_view(topk=k)
-        self.requestConfigure.emit(k, self.preprocess.currentData())
+        self.requestConfigure.emit(k, self.session.region)
         self.request_explanation()
 
     def request_metrics(self) -> None:
-        cls = self.shown_class()
-        if self.info is None or self.current_path is None or cls is None:
+        request = self.session.metrics_request()
+        if request is None:
+            self.statusBar().showMessage("Nothing to measure yet: select an explained image", 5000)
             return
-        self._metrics_id += 1
-        self.metrics_label.setText("Measuring…")
-        self.requestMetrics.emit(MetricsRequest(self._metrics_id, self.current_path, self.current_layer, cls,
-                                                self.method.currentData(), self.preprocess.currentData()))
+        self.requestMetrics.emit(request)
 
-    def _on_metrics(self, request_id: int, figures) -> None:
-        if request_id != self._metrics_id:
+    @Slot(object)
+    def _on_metrics(self, result: MetricsResult) -> None:
+        self.session.accept_metrics(result)
+
+    def _show_metrics(self, result: MetricsResult | None) -> None:
+        if result is None:
+            self.metrics_label.clear()
             return
-        if isinstance(figures, str):
-            self.metrics_label.setText(figures)
-            return
-        self.metrics_label.setText(
-            f"Deletion AUC {figures['deletion_auc']:.3f} (lower is better) · insertion AUC "
-            f"{figures['insertion_auc']:.3f} (higher is better)\nConfidence {figures['probability'] * 100:.1f}% → "
-            f"{figures['probability_top20'] * 100:.1f}% with only the hottest 20% kept")
+        labels = self.session.model.labels if self.session.model else []
+        name = labels[result.class_index] if result.class_index < len(labels) else f"class {result.class_index}"
+        what = f"{result.layer} · {name}"
+        if result.error:
+            self.metrics_label.setText(f"{what}: {result.error}")
+        elif result.figures is None:
+            self.metrics_label.setText(f"Measuring {what}…")
+        else:
+            f = result.figures
+            self.metrics_label.setText(
+                f"{what}\nDeletion AUC {f['deletion_auc']:.3f} (lower is better) · insertion AUC "
+                f"{f['insertion_auc']:.3f} (higher is better)\nConfidence {f['probability'] * 100:.1f}% → "
+                f"{f['probability_top20'] * 100:.1f}% with only the hottest 20% kept")
 
     # -- progress, errors, misc --------------------------------------------------------
+    @Slot(str, int, int)
     def _on_task_progress(self, task: str, done: int, total: int) -> None:
-        self._show_progress(task, done, total)
+        if task in self.session.tasks or task == "export":
+            self.session.update_task(task, done, total)
 
-    def _show_progress(self, task: str, done: int, total: int) -> None:
-        self.progress.setProperty("task", task)
-        self.progress.setRange(0, max(total, 0))
-        self.progress.setValue(min(done, max(total, 0)))
-        self.progress.setFormat({"scorecam": "Score-CAM %p%", "download": "Download %p%",
-                                 "export": "Export %v/%m", "classify": "Classify %v/%m"}.get(task, "%p%"))
+    def _show_task(self) -> None:
+        task: Task | None = self.session.active_task()
+        if task is None:
+            self.progress.setVisible(False)
+            self.cancel_button.setVisible(False)
+            return
+        self.progress.setRange(0, max(task.total, 0))
+        self.progress.setValue(min(task.done, max(task.total, 0)))
+        title = METHODS[self.session.method].title
+        self.progress.setFormat(PROGRESS_FORMATS.get(task.name, f"{title} %p%"))
         self.progress.setVisible(True)
         self.cancel_button.setVisible(True)
 
-    def _hide_progress(self, task: str) -> None:
-        if self.progress.property("task") == task:
-            self.progress.setVisible(False)
-            self.cancel_button.setVisible(False)
-            self.progress.setProperty("task", "")
-
     def cancel_work(self) -> None:
-        task = self.progress.property("task")
-        flags = {"scorecam": self.engine.cancel_explain, "download": self.engine.cancel_download,
+        task = self.session.active_task()
+        if task is None:
+            return
+        flags = {"explain": self.engine.cancel_explain, "download": self.engine.cancel_download,
                  "export": self.engine.cancel_export, "classify": self.engine.cancel_batch}
-        flags.get(task, self.engine.cancel_batch).set()
-        if task == "classify":
+        flags[task.name].set()
+        if task.name == "classify":
             self.requestDropBatch.emit()
-        self._hide_progress(task)
+        self.session.finish_task(task.name)
 
     def copy_overlay(self) -> None:
         pixmap = self.view.grab_composite()
@@ -719,10 +780,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Overlay copied to the clipboard", 4000)
 
     def explore(self) -> None:
-        if self.info is None:
+        info = self.session.model
+        if info is None:
             self.statusBar().showMessage("The model is still loading", 4000)
             return
-        dialog = ArchitectureDialog(self.info.architecture, MODEL_TITLES.get(self.info.spec, self.info.spec), self)
+        dialog = ArchitectureDialog(info.architecture, info.title, self)
         dialog.layerChosen.connect(self.choose_layer)
         dialog.open()
         self.architecture_dialog = dialog
@@ -732,21 +794,25 @@ class MainWindow(QMainWindow):
 
         from model import __version__
 
-        info = self.info
+        info = self.session.model
         lines = [f"<b>DenseLens {__version__}</b>", "See what a DenseNet sees.", "",
                  f"Qt {PySide6.QtCore.qVersion()}, PySide6 {PySide6.__version__}"]
         if info is not None:
             lines += [", ".join(f"{name} {version}" for name, version in info.versions.items()),
-                      f"Device: {info.device_name}", f"Model: {MODEL_TITLES.get(info.spec, info.spec)}",
-                      f"Weights: {info.weights_file}"]
+                      f"Device: {html.escape(info.device_name)}", f"Model: {html.escape(info.title)}",
+                      f"Weights: {html.escape(info.weights_file)}"]
         QMessageBox.about(self, "About DenseLens", "<br>".join(lines))
 
-    def show_error(self, title: str, message: str) -> None:
-        from gui.app import log_path
+    @Slot(str)
+    def _on_problem(self, message: str) -> None:
+        self.show_error("Something went wrong", message)
 
+    @Slot(str, str)
+    def show_error(self, title: str, message: str) -> None:
         log.error("%s: %s", title, message)
         box = QMessageBox(QMessageBox.Icon.Warning, title, f"{message}\n\nDetails are in the log: {log_path()}",
                           QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
         box.setModal(False)
         box.show()
         self.error_box = box

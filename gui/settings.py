@@ -12,7 +12,9 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from model.choices import COLORMAPS, METHODS, PREPROCESS_MODES
+from model.cam import METHODS
+from model.render import COLORMAPS
+from model.zoo import PREPROCESS_MODES
 
 VERSION = 1
 

@@ -20,7 +20,7 @@ from model.images import LoadedImage, as_loaded
 from model.labels import check_labels, generic_labels, imagenet_labels, read_sidecar
 from model.paths import assets_dir
 from model.weights import ProgressCallback, ensure_weights
-from model.zoo import MODELS, Preprocessing, choices_text, model_title
+from model.zoo import IMAGENET_PREPROCESSING, MODELS, Preprocessing, choices_text, model_title
 
 ImageInput = "str | Path | Image.Image | LoadedImage"
 
@@ -55,7 +55,7 @@ class DenseNetClassifier:
     """A DenseNet with its labels, preprocessing and device."""
 
     def __init__(self, model: DenseNet, labels: Sequence[str], device: str | torch.device = "auto",
-                 source: str = "", preprocessing: Preprocessing = Preprocessing(), spec: str = "") -> None:
+                 source: str = "", preprocessing: Preprocessing = IMAGENET_PREPROCESSING, spec: str = "") -> None:
         self.warnings: list[str] = []
         dev, warning = resolve_device(str(device))
         if warning:
@@ -98,7 +98,8 @@ class DenseNetClassifier:
 
     @classmethod
     def _from_checkpoint(cls, ckpt: Checkpoint, device: str, source: str, labels: list[str] | None = None,
-                         path: Path | None = None, default: Preprocessing = Preprocessing()) -> DenseNetClassifier:
+                         path: Path | None = None,
+                         default: Preprocessing = IMAGENET_PREPROCESSING) -> DenseNetClassifier:
         model = build_model(ckpt, source)
         n = ckpt.config.num_classes
         if ckpt.labels is not None:

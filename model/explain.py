@@ -1,10 +1,12 @@
 """The explanation engine: one forward pass, maps for any layers and classes.
 
-``explain`` runs the network once with the requested taps cut from the graph
-(parameters never require grad), reads the top-k predictions off that pass,
-and asks autograd for the gradients of each target logit with respect to the
-tapped feature maps only.  The graph is released when the call returns; no
-hooks are installed anywhere.
+``ImageAnalysis`` runs the network once with the requested taps cut from the
+graph (parameters never require grad), reads the top-k predictions off that
+pass, and asks autograd for the gradients of each target logit with respect
+to the tapped feature maps only.  It keeps that pass for more maps of the
+same picture (the app's class, layer and method switches); ``explain`` is the
+one-shot form.  No hooks are installed anywhere, and the graph is released
+with the analysis.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.cam import GRADIENT_METHODS, METHODS, combine, gradient_cam, score_cam_weights
+from model.cam import combine, get_method, gradient_cam, score_cam_weights
 from model.preprocess import Geometry
 
 if TYPE_CHECKING:
@@ -151,78 +153,118 @@ def default_layer(tap_names: Sequence[str]) -> str:
     return [n for n in tap_names if n.startswith("denseblock")][-1]
 
 
+class ImageAnalysis:
+    """One picture's forward pass, kept so that more maps cost no new decode and no new forward.
+
+    The network runs once on the prepared picture with the taps cut from the
+    graph (parameters never require grad); the logits keep their autograd
+    graph back to the earliest tap.  Each map then needs only what it adds:
+    a gradient method one backward pass per class, from the logits down to
+    the deepest layer asked for (autograd skips the rest), and the gradients
+    are kept per (layer, class), so switching method is a few tensor
+    operations; Score-CAM its masked forward passes, kept per (layer, class).
+    Everything is released with this object (one picture's worth).
+    """
+
+    def __init__(self, clf: DenseNetClassifier, prepared: Prepared, taps: Sequence[str] | None = None) -> None:
+        self.clf = clf
+        self.prepared = prepared
+        valid = clf.model.tap_names
+        wanted = list(taps) if taps else list(valid)
+        bad = [name for name in wanted if name not in valid]
+        if bad:
+            raise ValueError(f"unknown layer(s) {', '.join(bad)}; choose from {', '.join(valid)}")
+        self.taps = sorted(dict.fromkeys(wanted), key=valid.index)
+        self._gradients: dict[tuple[str, int], torch.Tensor] = {}
+        self._raws: dict[tuple[str, int, str], np.ndarray] = {}
+        clf.run_with_fallback(self._forward)
+
+    def _forward(self) -> None:
+        self.device = self.clf.device
+        self._gradients.clear()
+        self.x = self.clf.batch([self.prepared.tensor])
+        with torch.enable_grad():
+            self._logits, self._activations = self.clf.model.forward_with_taps(self.x, self.taps, grad_taps=True)
+        self.scores = self._logits.detach()[0].float().cpu()
+        self.probabilities = torch.softmax(self.scores, dim=0)
+
+    def predictions(self, topk: int = 5) -> list[Prediction]:
+        return self.clf.top_predictions(self.scores[None], max(topk, 1))[0]
+
+    def explain(self, layers: Sequence[str] | None = None, classes: Sequence[ClassSpec] | None = None,
+                method: str = "gradcam", topk: int = 5, progress: Callable[[int, int], None] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> Explanation:
+        """Maps for every (layer, class); see ``DenseNetClassifier.explain``."""
+        spec = get_method(method)
+        layers = list(dict.fromkeys(layers or [default_layer(self.clf.model.tap_names)]))
+        bad = [name for name in layers if name not in self.taps]
+        if bad:
+            raise ValueError(f"unknown layer(s) {', '.join(bad)}; choose from {', '.join(self.taps)}")
+        predictions = self.predictions(topk)
+        targets = resolve_classes(classes, predictions, self.clf.labels)
+        missing = [(layer, t) for layer in layers for t in targets if (layer, t, spec.name) not in self._raws]
+        if missing:
+            def compute() -> None:
+                if self.device != self.clf.device:  # moved to the CPU after running out of memory
+                    self._forward()
+                if spec.needs_gradients:
+                    self._gradient_maps(spec.name, missing)
+                else:
+                    self._score_maps(missing, progress, cancelled)
+            self.clf.run_with_fallback(compute)
+        geometry = self.prepared.geometry
+        maps = []
+        for layer in layers:
+            for target in targets:
+                raw = self._raws[(layer, target, spec.name)]
+                status = classify_map(raw)
+                norm = normalise(raw) if status == "ok" else np.zeros_like(raw)
+                maps.append(LayerClassMap(layer, target, self.clf.labels[target], float(self.probabilities[target]),
+                                          float(self.scores[target]), raw, upsample(norm, geometry.analysed_size),
+                                          status, geometry))
+        return Explanation(predictions, maps, spec.name, self.prepared)
+
+    def _gradient_maps(self, method: str, wanted: list[tuple[str, int]]) -> None:
+        for target in dict.fromkeys(t for _, t in wanted):
+            need = [layer for layer, t in wanted if t == target and (layer, target) not in self._gradients]
+            if need:
+                grads = torch.autograd.grad(self._logits[0, target], [self._activations[n] for n in need],
+                                            retain_graph=True)
+                self._gradients.update({(n, target): g for n, g in zip(need, grads)})
+        for layer, target in wanted:
+            a = self._activations[layer].detach()
+            raw = gradient_cam(method, a, self._gradients[(layer, target)])
+            self._raws[(layer, target, method)] = raw[0].float().cpu().numpy()
+
+    def _score_maps(self, wanted: list[tuple[str, int]], progress, cancelled) -> None:
+        layers = list(dict.fromkeys(layer for layer, _ in wanted))
+        total = sum(self._activations[name].shape[1] for name in layers)
+        done_before = 0
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return self.clf.model(batch.contiguous(memory_format=torch.channels_last))
+
+        for name in layers:
+            a = self._activations[name].detach()
+            targets = [t for layer, t in wanted if layer == name]
+
+            def report(done: int, _total: int, base: int = done_before) -> None:
+                if progress:
+                    progress(base + done, total)
+
+            weights = score_cam_weights(a, self.x, forward, targets, progress=report, cancelled=cancelled)
+            for target, w in zip(targets, weights):
+                self._raws[(name, target, "scorecam")] = combine(a, w[None].to(a.device))[0].float().cpu().numpy()
+            done_before += a.shape[1]
+
+
 def explain(clf: DenseNetClassifier, prepared: Prepared, layers: Sequence[str] | None = None,
             classes: Sequence[ClassSpec] | None = None, method: str = "gradcam", topk: int = 5,
             progress: Callable[[int, int], None] | None = None,
             cancelled: Callable[[], bool] | None = None) -> Explanation:
-    """Maps for every (layer, class) from one forward pass; see ``DenseNetClassifier.explain``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    valid = clf.model.tap_names
-    layers = list(dict.fromkeys(layers or [default_layer(valid)]))
-    bad = [name for name in layers if name not in valid]
-    if bad:
-        raise ValueError(f"unknown layer(s) {', '.join(bad)}; choose from {', '.join(valid)}")
-    order = sorted(layers, key=valid.index)
-
-    def run():
-        x = clf.batch([prepared.tensor])
-        with torch.enable_grad():
-            logits, taps = clf.model.forward_with_taps(x, order, grad_taps=method in GRADIENT_METHODS)
-            scores = logits.detach()[0].float().cpu()
-            predictions = clf.top_predictions(scores[None], max(topk, 1))[0]
-            targets = resolve_classes(classes, predictions, clf.labels)
-            if method in GRADIENT_METHODS:
-                raws = _gradient_maps(method, logits, taps, order, targets)
-            else:
-                del logits
-                raws = _score_maps(clf, x, {k: v.detach() for k, v in taps.items()}, order, targets,
-                                   progress, cancelled)
-        return scores, predictions, targets, raws
-
-    scores, predictions, targets, raws = clf.run_with_fallback(run)
-    probabilities = torch.softmax(scores, dim=0)
-    maps = []
-    for layer in layers:
-        for target in targets:
-            raw = raws[(layer, target)]
-            status = classify_map(raw)
-            norm = normalise(raw) if status == "ok" else np.zeros_like(raw)
-            maps.append(LayerClassMap(layer, target, clf.labels[target], float(probabilities[target]),
-                                      float(scores[target]), raw,
-                                      upsample(norm, prepared.geometry.analysed_size), status,
-                                      prepared.geometry))
-    return Explanation(predictions, maps, method, prepared)
-
-
-def _gradient_maps(method, logits, taps, order, targets) -> dict[tuple[str, int], np.ndarray]:
-    raws = {}
-    tensors = [taps[name] for name in order]
-    for n, target in enumerate(targets):
-        grads = torch.autograd.grad(logits[0, target], tensors, retain_graph=n < len(targets) - 1)
-        for name, a, g in zip(order, tensors, grads):
-            raws[(name, target)] = gradient_cam(method, a.detach(), g)[0].float().cpu().numpy()
-    return raws
-
-
-def _score_maps(clf, x, taps, order, targets, progress, cancelled) -> dict[tuple[str, int], np.ndarray]:
-    total = sum(taps[name].shape[1] for name in order)
-    done_before = 0
-    raws = {}
-
-    def forward(batch):
-        with torch.inference_mode():
-            return clf.model(batch.contiguous(memory_format=torch.channels_last))
-
-    for name in order:
-        a = taps[name]
-
-        def report(done, _total, base=done_before):
-            if progress:
-                progress(base + done, total)
-
-        weights = score_cam_weights(a, x, forward, targets, progress=report, cancelled=cancelled)
-        for target, w in zip(targets, weights):
-            raws[(name, target)] = combine(a, w[None].to(a.device))[0].float().cpu().numpy()
-        done_before += a.shape[1]
-    return raws
+    """Maps for every (layer, class) from one forward pass tapped at just those layers."""
+    get_method(method)  # an unknown method fails before any work
+    layers = list(dict.fromkeys(layers or [default_layer(clf.model.tap_names)]))
+    analysis = ImageAnalysis(clf, prepared, layers)
+    return analysis.explain(layers, classes, method, topk, progress, cancelled)

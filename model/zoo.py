@@ -55,6 +55,9 @@ class Preprocessing:
         return {"input_size": self.input_size, "mean": list(self.mean), "std": list(self.std), "mode": self.mode}
 
 
+IMAGENET_PREPROCESSING = Preprocessing()
+
+
 @dataclass(frozen=True)
 class Architecture:
     """The numbers that make a DenseNet: growth rate, layers per block, stem width."""
@@ -77,7 +80,7 @@ class ModelEntry:
     title: str
     weights_file: str
     architecture: Architecture | None = None
-    preprocessing: Preprocessing = Preprocessing()
+    preprocessing: Preprocessing = IMAGENET_PREPROCESSING
     bundled: bool = False
     imagenet: bool = False
     parameters: int = 0
@@ -93,7 +96,7 @@ class ModelEntry:
 
 def _imagenet(name: str, title: str, file: str, arch: Architecture, params: int, acc1: float, acc5: float,
               size_mb: float) -> ModelEntry:
-    return ModelEntry(name, title, file, arch, Preprocessing(), imagenet=True, parameters=params, acc1=acc1,
+    return ModelEntry(name, title, file, arch, IMAGENET_PREPROCESSING, imagenet=True, parameters=params, acc1=acc1,
                       acc5=acc5, size_mb=size_mb)
 
 

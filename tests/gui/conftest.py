@@ -70,5 +70,11 @@ def wait_classified(qtbot, window, timeout=60000):
 
 
 def wait_explained(qtbot, window, path=None, timeout=60000):
-    qtbot.waitUntil(lambda: window.last is not None and (path is None or window.last.path == path) and
-                    window.last.request_id == window._request_id, timeout=timeout)
+    """Until the window has drawn the maps the session asks for (for ``path``, if given)."""
+    s = window.session
+
+    def drawn() -> bool:
+        return (s.pending.get("explain") is None and not window._refresh_pending and s.has_current_maps()
+                and (path is None or s.current_path == str(path)))
+
+    qtbot.waitUntil(drawn, timeout=timeout)

@@ -59,8 +59,10 @@ def test_worker_exception_never_leaves_an_image_busy(make_window, model_file, im
     w.add_paths([one, two])
     wait_classified(qtbot, w)
     assert w.images.state(one) == "done" and w.images.state(two) == "error"
-    assert "simulated bug" in w.results[two].error
-    monkeypatch.setattr(DenseNetClassifier, "explain", lambda *a, **k: 1 / 0)
+    assert "simulated bug" in w.session.results[two].error
+    from model.explain import ImageAnalysis
+
+    monkeypatch.setattr(ImageAnalysis, "explain", lambda *a, **k: 1 / 0)
     w.images.setCurrentRow(0)
     w.request_explanation()
     qtbot.waitUntil(lambda: "cannot be analysed" in w.predictions.placeholder.text(), timeout=30000)
@@ -80,7 +82,7 @@ def test_weights_file_vanishing_while_running(make_window, model_file, images, t
     assert w.images.state(one) == w.images.state(two) == "done"
     with qtbot.waitSignal(w.modelLoadFailed, timeout=60000) as failed:
         w.load_model(str(copy))
-    assert "vanishing.pth" in failed.args[0].message and w.info is not None
+    assert "vanishing.pth" in failed.args[0].message and w.session.model is not None
 
 
 @pytest.mark.slow
@@ -122,7 +124,7 @@ def test_five_hundred_explains_keep_memory_flat(make_window, model_file, images,
         wait_explained(qtbot, w, one)
     before = rss_mb()
     for i in range(500):  # 500 real explanations, for changing classes
-        w.current_class = i % 6
+        w.session.current_class = i % 6
         w.request_explanation()
         wait_explained(qtbot, w, one)
     assert rss_mb() - before < 30

@@ -54,8 +54,8 @@ def test_drop_images_folder_and_text_lists_and_classifies(make_window, model_fil
     wait_classified(qtbot, w)
     for p in w.images.paths():
         assert w.images.state(p) == "done"
-        assert w.results[p].predictions[0].label in LABELS
-        assert w.results[p].predictions[0].label in w.images.item_for(p).text()
+        assert w.session.results[p].predictions[0].label in LABELS
+        assert w.session.results[p].predictions[0].label in w.images.item_for(p).text()
 
 
 def test_drag_without_files_is_refused(make_window):
@@ -69,7 +69,20 @@ def test_drag_without_files_is_refused(make_window):
 
 
 def _heat(w, layer, cls):
-    return w.last.heat[(layer, cls)].index
+    return w.session.explanation.heat[(layer, cls)].index
+
+
+def _tile(w, layer, cls):
+    return w.session.explanation.tiles[(layer, cls)].index
+
+
+def _pixels(image) -> np.ndarray:
+    """A QImage's pixels as an array (identical pictures compare equal, unlike cacheKey())."""
+    from PySide6.QtGui import QImage
+
+    image = image.convertToFormat(QImage.Format.Format_RGBA8888)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, :image.width() * 4].copy()
 
 
 def test_second_prediction_changes_heatmap_and_blocks_differ(make_window, model_file, images, qtbot):
@@ -80,21 +93,21 @@ def test_second_prediction_changes_heatmap_and_blocks_differ(make_window, model_
     rows = w.predictions.rows()
     assert len(rows) == 5 and rows[0].isChecked()
     first_class, second_class = rows[0].class_index, rows[1].class_index
-    before = w.view.heat_pixmap().toImage()
+    before = _pixels(w.view.heat_pixmap().toImage())
     before_map = _heat(w, "denseblock4", first_class).copy()
     qtbot.mouseClick(rows[1], Qt.MouseButton.LeftButton)
     wait_explained(qtbot, w, one)
-    assert w.shown_class() == second_class
-    after = w.view.heat_pixmap().toImage()
-    assert before != after
+    assert w.session.shown_class() == second_class
+    after = _pixels(w.view.heat_pixmap().toImage())
+    assert before.shape != after.shape or not np.array_equal(before, after)
     assert not np.array_equal(_heat(w, "denseblock4", second_class), before_map)
     assert w.blocks.layers() == ["denseblock1", "denseblock2", "denseblock3", "denseblock4"]
-    tiles = [w.blocks.pixmap(layer).toImage() for layer in w.blocks.layers()]
-    assert len({t.cacheKey() for t in tiles}) == 4
-    maps = [_heat(w, layer, second_class) for layer in w.blocks.layers()]
+    tiles = [_pixels(w.blocks.pixmap(layer).toImage()) for layer in w.blocks.layers()]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(tiles) for b in tiles[i + 1:])
+    maps = [_tile(w, layer, second_class) for layer in w.blocks.layers()]
     assert all(not np.array_equal(a, b) for i, a in enumerate(maps) for b in maps[i + 1:])
     qtbot.mouseClick(w.blocks.tile("denseblock2"), Qt.MouseButton.LeftButton)
-    assert w.current_layer == "denseblock2" and w.layer.currentData() == "denseblock2"
+    assert w.session.layer == "denseblock2" and w.layer.currentData() == "denseblock2"
 
 
 def _export_dialog(folder, **kinds):
@@ -212,10 +225,9 @@ def test_bad_image_bad_weights_and_missing_cuda_are_reported(make_window, model_
     junk.write_bytes(b"not a checkpoint")
     with qtbot.waitSignal(w.modelLoadFailed, timeout=60000):
         w.load_model(str(junk))
-    assert "junk.pth" in w.failure_box.text() and w.info.spec == model_file  # the old model stays
-    w.settings.set_device("cuda:7")
+    assert "junk.pth" in w.failure_box.text() and w.session.model.spec == model_file  # the old model stays
     with qtbot.waitSignal(w.modelChanged, timeout=60000) as signal:
-        w.load_model(model_file)
+        w.set_device("cuda:7")  # reloads the current model there
     info = signal.args[0]
     assert info.device == "cpu" and any("using the CPU" in m for m in info.warnings)
 
@@ -256,9 +268,9 @@ def test_explore_densenet_shows_blocks_and_picks_a_layer(make_window, model_file
     text = dialog.buttons["denseblock2"].findChild(type(w.model_label)).text()
     assert "2 layers" in text and "3 direct connections" in text
     qtbot.mouseClick(dialog.buttons["transition2"], Qt.MouseButton.LeftButton)
-    assert w.current_layer == "transition2"
+    assert w.session.layer == "transition2"
     wait_explained(qtbot, w, one)
-    assert ("transition2", w.shown_class()) in w.last.heat
+    assert ("transition2", w.session.shown_class()) in w.session.explanation.heat
 
 
 def test_block_panel_adds_transitions_and_norm5_on_request(make_window, model_file, images, qtbot):
@@ -269,7 +281,7 @@ def test_block_panel_adds_transitions_and_norm5_on_request(make_window, model_fi
     assert w.blocks.layers() == ["denseblock1", "denseblock2", "denseblock3", "denseblock4"]
     w.all_taps.setChecked(True)
     wait_explained(qtbot, w, one)
-    assert w.blocks.layers() == w.info.taps and "transition2" in w.blocks.layers() and "norm5" in w.blocks.layers()
-    assert all((layer, w.shown_class()) in w.last.heat for layer in w.info.taps)
+    assert w.blocks.layers() == w.session.model.taps and "transition2" in w.blocks.layers() and "norm5" in w.blocks.layers()
+    assert all((layer, w.session.shown_class()) in w.session.explanation.tiles for layer in w.session.model.taps)
     w.close()
     assert make_window().all_taps.isChecked()  # remembered

@@ -1,0 +1,123 @@
+"""What the window and the engine thread send each other: plain data, no Qt, no torch.
+
+Requests carry an id; results echo it, so the session drops answers to
+requests that a newer one has replaced.  Results name the model that
+produced them (``model``), so nothing is ever shown under another model's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelInfo:
+    """The model the engine holds now."""
+
+    spec: str  # registry name or checkpoint path
+    title: str
+    source: str
+    device: str
+    device_name: str
+    labels: list[str]
+    taps: list[str]
+    architecture: dict
+    warnings: list[str]
+    weights_file: str
+    devices: list[str]
+    versions: dict[str, str]
+    input_size: int
+    load_id: int = 0  # which load produced it: results carry it too
+
+
+@dataclass
+class ModelFailure:
+    spec: str
+    message: str
+    weights_missing: bool
+
+
+@dataclass
+class Classified:
+    path: str
+    predictions: list | None
+    error: str | None
+    thumbnail: Any = None  # RGB uint8 array
+    load_id: int = 0
+
+
+@dataclass
+class ExplainRequest:
+    request_id: int
+    path: str
+    main_layer: str  # the layer of the main view: sent at display size
+    layers: list[str]  # every layer wanted (the block panel's): sent at tile size
+    classes: list[int] | None  # None: the top class
+    method: str = "gradcam"
+    topk: int = 5
+    preprocess: str = "full"
+
+
+@dataclass
+class Explained:
+    request_id: int
+    path: str
+    method: str = "gradcam"
+    preprocess: str = "full"
+    predictions: list = field(default_factory=list)
+    heat: dict = field(default_factory=dict)  # (main layer, class_index) -> HeatView at display size
+    tiles: dict = field(default_factory=dict)  # (layer, class_index) -> HeatView at tile size
+    picture: Any = None  # RGB uint8 array, at most the display size
+    thumbnail: Any = None  # RGB uint8 array at tile size
+    crop_box: tuple | None = None  # analysed region in picture pixels, None = whole picture
+    error: str | None = None
+    cancelled: bool = False
+    load_id: int = 0
+
+
+@dataclass
+class ExportRequest:
+    request_id: int
+    paths: list[str]
+    out_dir: str
+    layers: list[str]
+    classes: list[int] | None
+    method: str
+    kinds: tuple[str, ...]
+    colormap: str
+    alpha: float
+    preprocess: str
+    grid: bool = False  # also a grid of every dense block per class
+
+    @property
+    def file_layer(self) -> str:
+        """The layer whose overlay/heatmap/raw files are written (the others only feed the grid)."""
+        return self.layers[0]
+
+
+@dataclass
+class ExportReport:
+    request_id: int
+    written: list[str]
+    errors: list[str]
+    cancelled: bool
+
+
+@dataclass
+class MetricsRequest:
+    request_id: int
+    path: str
+    layer: str
+    class_index: int
+    method: str
+    preprocess: str
+
+
+@dataclass
+class MetricsResult:
+    request_id: int
+    layer: str
+    class_index: int
+    figures: dict | None = None
+    error: str | None = None

@@ -1,0 +1,280 @@
+"""The app's state, free of Qt: what is loaded, what is shown, what was asked for, what is running.
+
+In the spirit of napari's ``ViewerModel``: the window binds its widgets to a
+``Session`` (``subscribe``) and forwards what the user does to its methods;
+the engine's answers come back through it (``accept_*``), which drops answers
+to requests a newer one replaced and results of a model that is no longer
+loaded.  Everything here is plain Python, so behaviour is tested without a
+window, a model or a ``QApplication``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gui.messages import Classified, Explained, ExplainRequest, MetricsRequest, MetricsResult, ModelFailure, ModelInfo
+from model.cam import METHODS
+from model.zoo import PREPROCESS_MODES
+
+_MISSING = object()
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays and the like: compare by identity only
+        return False
+
+
+class Observable:
+    """Attributes whose changes are announced: ``subscribe(name, callback)``, called with the new value."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_subscribers", {})
+
+    def subscribe(self, name: str, callback: Callable[[Any], None]) -> None:
+        self._subscribers.setdefault(name, []).append(callback)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        old = self.__dict__.get(name, _MISSING)
+        object.__setattr__(self, name, value)
+        if old is not _MISSING and not _equal(old, value):
+            self.notify(name)
+
+    def notify(self, name: str) -> None:
+        """Announce ``name`` (for changes made in place, such as a dict's items)."""
+        for callback in list(self._subscribers.get(name, ())):
+            callback(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Task:
+    """Something long in progress: ``total`` 0 while the amount of work is unknown."""
+
+    name: str  # "download", "classify", "explain", "export"
+    done: int = 0
+    total: int = 0
+
+
+class Session(Observable):
+    """Everything the window shows and asks for.  See the module docstring."""
+
+    def __init__(self, layer: str = "denseblock4", method: str = "gradcam", colormap: str = "jet",
+                 opacity: int = 50, region: str = "full", topk: int = 5, all_taps: bool = False) -> None:
+        super().__init__()
+        self.model: ModelInfo | None = None
+        self.loading: str | None = None  # the model being loaded, if any
+        self.load_failure: ModelFailure | None = None
+        self.images: list[str] = []
+        self.results: dict[str, Classified] = {}
+        self.waiting: set[str] = set()  # sent for classification, not answered yet
+        self.current_path: str | None = None
+        self.current_class: int | None = None  # None: the top class
+        self.layer = layer
+        self.method = method if method in METHODS else "gradcam"
+        self.colormap = colormap
+        self.opacity = opacity  # percent
+        self.region = region if region in PREPROCESS_MODES else "full"
+        self.topk = topk
+        self.all_taps = all_taps
+        self.explanation: Explained | None = None  # the latest answer for the current picture
+        self.metrics: MetricsResult | None = None
+        self.tasks: dict[str, Task] = {}
+        self.pending: dict[str, int] = {}  # kind -> id of the request whose answer is awaited
+        self._ids = itertools.count(1)
+
+    # -- model ------------------------------------------------------------
+    def model_loading(self, spec: str) -> None:
+        self.loading = spec
+
+    def model_ready(self, info: ModelInfo) -> None:
+        """A model is loaded: from now on only its results are accepted."""
+        self.loading = None
+        self.load_failure = None
+        self.finish_task("download")
+        self.results = {}
+        self.explanation = None
+        self.metrics = None
+        self.current_class = None
+        if self.layer not in info.taps:
+            self.layer = [t for t in info.taps if t.startswith("denseblock")][-1]
+        self.model = info
+
+    def model_failed(self, failure: ModelFailure) -> None:
+        """A load failed: the model that produced the numbers on screen stays the current one."""
+        self.loading = None
+        self.finish_task("download")
+        self.load_failure = failure
+
+    def model_name(self) -> str:
+        return self.model.title if self.model else "No model"
+
+    # -- images and classification ---------------------------------------
+    def add_images(self, paths: Iterable[str]) -> list[str]:
+        """Append new paths (in order, no repeats); returns those added."""
+        known = set(self.images)
+        added = [p for p in dict.fromkeys(paths) if p not in known]
+        if added:
+            self.images = [*self.images, *added]
+        return added
+
+    def remove_images(self, paths: Iterable[str]) -> None:
+        gone = set(paths)
+        self.images = [p for p in self.images if p not in gone]
+        for p in gone:
+            self.results.pop(p, None)
+            self.waiting.discard(p)
+        if self.current_path in gone:
+            self.select_image(None)
+
+    def clear_images(self) -> None:
+        self.remove_images(list(self.images))
+        self.finish_task("classify")
+
+    def classifying(self, paths: list[str]) -> None:
+        self.waiting.update(paths)
+        for p in paths:
+            self.results.pop(p, None)
+        if len(self.waiting) > 1:
+            self.update_task("classify", len(self.images) - len(self.waiting), len(self.images))
+
+    def accept_classified(self, result: Classified) -> bool:
+        """Keep a classification if it came from the current model and its picture is still listed."""
+        if self.model is None or result.load_id != self.model.load_id or result.path not in self.images:
+            return False
+        self.results[result.path] = result
+        self.waiting.discard(result.path)
+        if "classify" in self.tasks:
+            self.update_task("classify", len(self.images) - len(self.waiting), len(self.images))
+        return True
+
+    def batch_finished(self) -> None:
+        self.waiting.clear()
+        self.finish_task("classify")
+
+    def counts(self) -> tuple[int, int]:
+        """(classified, failed) among the listed pictures."""
+        rs = [self.results[p] for p in self.images if p in self.results]
+        return sum(r.error is None for r in rs), sum(r.error is not None for r in rs)
+
+    # -- what is shown ------------------------------------------------------
+    def panel_layers(self) -> list[str]:
+        """The taps the block panel shows: the dense blocks, plus transitions and norm5 on request."""
+        if self.model is None:
+            return []
+        if self.all_taps:
+            return list(self.model.taps)
+        return [t for t in self.model.taps if t.startswith("denseblock")]
+
+    def shown_class(self) -> int | None:
+        if self.current_class is not None:
+            return self.current_class
+        ex = self.current_explanation()
+        return ex.predictions[0].index if ex and ex.predictions else None
+
+    def current_explanation(self) -> Explained | None:
+        """The explanation of the current picture with the current method and region, if any."""
+        ex = self.explanation
+        if ex is None or ex.error or ex.path != self.current_path:
+            return None
+        if ex.method != self.method or ex.preprocess != self.region:
+            return None
+        return ex
+
+    def has_current_maps(self) -> bool:
+        """Whether the main view and the panel can be drawn without asking the engine."""
+        ex = self.current_explanation()
+        cls = self.shown_class()
+        if ex is None or cls is None or (self.layer, cls) not in ex.heat:
+            return False
+        return all((layer, cls) in ex.tiles for layer in self.panel_layers())
+
+    def select_image(self, path: str | None) -> None:
+        if path != self.current_path:
+            self.current_class = None
+            self.metrics = None
+        self.current_path = path
+
+    def choose_class(self, class_index: int) -> None:
+        self.metrics = None
+        self.current_class = class_index
+
+    def choose_layer(self, layer: str) -> bool:
+        """Make ``layer`` the main view's; False if the model has no such tap."""
+        if self.model is None or layer not in self.model.taps:
+            return False
+        self.metrics = None
+        self.layer = layer
+        return True
+
+    # -- requests and answers ----------------------------------------------
+    def _new_id(self, kind: str) -> int:
+        request_id = next(self._ids)
+        self.pending[kind] = request_id
+        return request_id
+
+    def explain_request(self) -> ExplainRequest | None:
+        """The request for the current picture and settings, or None if there is nothing to explain."""
+        if self.model is None or self.current_path is None:
+            return None
+        result = self.results.get(self.current_path)
+        if result is not None and result.error:
+            return None
+        layers = self.panel_layers()
+        if self.layer not in layers:
+            layers.append(self.layer)
+        classes = None if self.current_class is None else [self.current_class]
+        request = ExplainRequest(self._new_id("explain"), self.current_path, self.layer, layers, classes,
+                                 self.method, self.topk, self.region)
+        if METHODS[self.method].slow:
+            self.update_task("explain", 0, 0)
+        return request
+
+    def accept_explained(self, result: Explained) -> bool:
+        """Take the answer to the newest explain request; older answers are dropped."""
+        if result.request_id != self.pending.get("explain"):
+            return False
+        if self.model is not None and result.load_id != self.model.load_id:
+            return False
+        del self.pending["explain"]
+        self.finish_task("explain")
+        if not result.cancelled:
+            self.explanation = result
+        return True
+
+    def metrics_request(self) -> MetricsRequest | None:
+        cls = self.shown_class()
+        if self.model is None or self.current_path is None or cls is None or self.current_explanation() is None:
+            return None
+        request = MetricsRequest(self._new_id("metrics"), self.current_path, self.layer, cls, self.method,
+                                 self.region)
+        self.metrics = MetricsResult(request.request_id, self.layer, cls)  # measuring: no figures, no error yet
+        return request
+
+    def accept_metrics(self, result: MetricsResult) -> bool:
+        if result.request_id != self.pending.get("metrics"):
+            return False
+        del self.pending["metrics"]
+        self.metrics = result
+        return True
+
+    def export_id(self) -> int:
+        return self._new_id("export")
+
+    # -- tasks -------------------------------------------------------------
+    def update_task(self, name: str, done: int, total: int) -> None:
+        self.tasks[name] = Task(name, done, total)
+        self.notify("tasks")
+
+    def finish_task(self, name: str) -> None:
+        if self.tasks.pop(name, None) is not None:
+            self.notify("tasks")
+
+    def active_task(self) -> Task | None:
+        """The task the progress bar shows: the one started or updated last."""
+        return next(reversed(self.tasks.values()), None)
