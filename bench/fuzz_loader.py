@@ -20,6 +20,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from model.classifier import DenseNetClassifier  # noqa: E402
+from model.zoo import Preprocessing
 from tests.conftest import make_tiny  # noqa: E402
 from tests.test_hostile_inputs import _load_or_refuse, mutated  # noqa: E402
 
@@ -28,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=5000)
     args = parser.parse_args()
-    clf = DenseNetClassifier(make_tiny(), list("abcd"), "cpu", input_size=48)
+    clf = DenseNetClassifier(make_tiny(), list("abcd"), "cpu", preprocessing=Preprocessing(input_size=48))
     folder = Path(tempfile.mkdtemp())
     t0 = time.time()
 

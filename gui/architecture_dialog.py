@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
@@ -41,7 +43,7 @@ class ArchitectureDialog(QDialog):
         self.setMinimumSize(720, 360)
         layout = QVBoxLayout(self)
         summary = QLabel(
-            f"<b>{model_name}</b>: DenseNet-BC, growth rate k={report['growth_rate']}, dense blocks "
+            f"<b>{html.escape(model_name)}</b>: DenseNet-BC, growth rate k={report['growth_rate']}, dense blocks "
             f"{report['block_config']}, {report['parameters']:,} parameters, input "
             f"{report['input_size'][1]}×{report['input_size'][0]}. Each layer of a dense block receives the "
             f"feature maps of <i>all</i> earlier layers of the block (concatenated) and adds k new ones; "

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QToolButton, QWidget
 
 from gui.engine import TILE
 from gui.qimages import indexed_image, rgb_pixmap
+from gui.text import plain_tooltip
 from model.render import colour_table
 
 
@@ -35,6 +36,7 @@ class BlocksPanel(QWidget):
         self._tiles: dict[str, BlockTile] = {}
         self._note = QLabel("Dense-block heatmaps appear here.")
         self._note.setWordWrap(True)
+        self._note.setTextFormat(Qt.TextFormat.PlainText)  # the caption holds a class name
         self._grid.addWidget(self._note, 0, 0, 1, 2)
         self._thumb: np.ndarray | None = None
         self._base: QPixmap | None = None  # the thumbnail scaled to a tile, made once per picture
@@ -114,7 +116,7 @@ class BlocksPanel(QWidget):
                 painter.end()
             tile.setIcon(QIcon(canvas))
             tile.setText(layer if layer not in self._messages else f"{layer}: no evidence")
-            tile.setToolTip(self._messages.get(layer) or f"{layer}: click to show it in the main view")
+            tile.setToolTip(plain_tooltip(self._messages.get(layer) or f"{layer}: click to show it in the main view"))
 
     def pixmap(self, layer: str) -> QPixmap:
         return self._tiles[layer].icon().pixmap(QSize(TILE, TILE))

@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QStyle
 
 from gui.qimages import rgb_pixmap
+from gui.text import plain_tooltip
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1  # "busy", "done", "error"
@@ -49,7 +50,7 @@ class ImageList(QListWidget):
             item = QListWidgetItem(self._busy, f"{Path(path).name}\nclassifying…")
             item.setData(PATH_ROLE, path)
             item.setData(STATE_ROLE, "busy")
-            item.setToolTip(path)
+            item.setToolTip(plain_tooltip(path))
             self.addItem(item)
             self._rows[path] = item
             added.append(path)
@@ -81,14 +82,14 @@ class ImageList(QListWidget):
         if error:
             item.setIcon(self._error)
             item.setText(f"{name}\ncannot be read")
-            item.setToolTip(f"{path}\n\n{error}")
+            item.setToolTip(plain_tooltip(f"{path}\n\n{error}"))
             item.setData(STATE_ROLE, "error")
             return
         top = predictions[0]
         if thumbnail is not None:
             item.setIcon(QIcon(rgb_pixmap(thumbnail)))
         item.setText(f"{name}\n{top.label} · {top.probability * 100:.0f}%")
-        item.setToolTip(f"{path}\n{top.label}: {top.probability * 100:.1f}%")
+        item.setToolTip(plain_tooltip(f"{path}\n{top.label}: {top.probability * 100:.1f}%"))
         item.setData(STATE_ROLE, "done")
 
     def remove(self, paths: list[str]) -> None:

@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
                                region=s.preprocess(), topk=s.topk(), all_taps=s.all_taps())
         self.error_box: QMessageBox | None = None
         self.failure_box: QMessageBox | None = None
+        self.about_box: QMessageBox | None = None
         self._refresh_pending = False
         self._shown_picture = None  # the array the view shows, to skip redrawing the same picture
         self._last_request: tuple | None = None  # what the explanation on its way was asked for
@@ -801,7 +802,12 @@ class MainWindow(QMainWindow):
             lines += [", ".join(f"{name} {version}" for name, version in info.versions.items()),
                       f"Device: {html.escape(info.device_name)}", f"Model: {html.escape(info.title)}",
                       f"Weights: {html.escape(info.weights_file)}"]
-        QMessageBox.about(self, "About DenseLens", "<br>".join(lines))
+        box = QMessageBox(QMessageBox.Icon.Information, "About DenseLens", "<br>".join(lines),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.RichText)  # every value from a file is escaped above
+        box.setModal(False)
+        box.show()
+        self.about_box = box
 
     @Slot(str)
     def _on_problem(self, message: str) -> None:

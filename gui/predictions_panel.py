@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.text import plain_tooltip
+
 
 class PredictionRow(QPushButton):
     """A checkable row: rank, label and a probability bar."""
@@ -23,11 +25,12 @@ class PredictionRow(QPushButton):
         super().__init__(parent)
         self.class_index = index
         self.setCheckable(True)
-        self.setToolTip(f"Class {index}: {label} — {probability * 100:.2f}%. Click to see its heatmap.")
+        self.setToolTip(plain_tooltip(f"Class {index}: {label} — {probability * 100:.2f}%. Click to see its heatmap."))
         self.setAccessibleName(f"Prediction {rank}: {label}, {probability * 100:.1f} percent")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         name = QLabel(f"{rank}. {label}")
+        name.setTextFormat(Qt.TextFormat.PlainText)  # class names come from files: never markup
         name.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         bar = QProgressBar()
         bar.setRange(0, 1000)
@@ -64,6 +67,7 @@ class PredictionsPanel(QWidget):
         self._rows_box.setSpacing(2)
         layout.addLayout(self._rows_box)
         self.placeholder = QLabel("Drop images here or use File ▸ Open.")
+        self.placeholder.setTextFormat(Qt.TextFormat.PlainText)
         self.placeholder.setWordWrap(True)
         self._rows_box.addWidget(self.placeholder)
         self.search = QLineEdit()

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from cli.main import main as cli
 from model.classifier import DenseNetClassifier
-from model.cli import main as cli
+from model.zoo import Preprocessing
 from model.errors import ImageLoadError
 from model.images import load_image
 from tests.conftest import make_tiny
@@ -66,7 +67,7 @@ def test_permission_denied_is_reported(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_clf():
-    return DenseNetClassifier(make_tiny(), list("abcd"), "cpu", input_size=48)
+    return DenseNetClassifier(make_tiny(), list("abcd"), "cpu", preprocessing=Preprocessing(input_size=48))
 
 
 def _seed_images() -> list[bytes]:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from model.cam import METHODS
 from model.classifier import DenseNetClassifier
+from model.zoo import Preprocessing
 from model.densenet import densenet
 from model.errors import Cancelled
 from model.faithfulness import faithfulness
@@ -46,8 +47,8 @@ def brightness_net() -> torch.nn.Module:
 
 @pytest.fixture
 def clf():
-    return DenseNetClassifier(brightness_net(), ["dark", "bright"], "cpu", input_size=96,
-                              mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return DenseNetClassifier(brightness_net(), ["dark", "bright"], "cpu",
+                              preprocessing=Preprocessing(input_size=96, mean=(0.5,) * 3, std=(0.5,) * 3))
 
 
 def scene(size, box) -> Image.Image:
@@ -170,7 +171,7 @@ def test_fifty_explain_calls_leak_nothing(tv_densenet121):
 
     net = densenet121()
     net.load_state_dict(tv_densenet121.state_dict())
-    big = DenseNetClassifier(net, [str(i) for i in range(1000)], "cpu", input_size=112)
+    big = DenseNetClassifier(net, [str(i) for i in range(1000)], "cpu", preprocessing=Preprocessing(input_size=112))
     img = Image.effect_noise((150, 112), 60).convert("RGB")
     for _ in range(5):  # warm-up: allocator pools, lazy initialisation
         big.explain(img, layers=["denseblock2", "denseblock4"], classes=["top2"])
@@ -180,3 +181,38 @@ def test_fifty_explain_calls_leak_nothing(tv_densenet121):
     assert _live_tensors() <= tensors
     assert _rss_mb() - rss < 40
     assert all(p.grad is None and not p.requires_grad for p in big.model.parameters())
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal within 1e-5 of the map's range."""
+    return np.abs(a - b).max() <= 1e-5 * max(1.0, float(np.ptp(a)))
+
+
+def test_held_analysis_gives_the_maps_of_a_fresh_explain(clf):
+    from model.explain import ImageAnalysis
+
+    img = scene((120, 96), (70, 10, 110, 50))
+    analysis = ImageAnalysis(clf, clf.prepare(img))
+    for method in METHODS:
+        for layers, classes in ((["denseblock3"], [1]), (["denseblock1", "norm5"], [0, 1])):
+            held = analysis.explain(layers, classes, method)
+            fresh = clf.explain(img, layers=layers, classes=classes, method=method)
+            for a, b in zip(held.maps, fresh.maps):
+                assert (a.layer, a.class_index, a.status) == (b.layer, b.class_index, b.status)
+                assert _close(a.raw, b.raw), (method, a.layer, a.class_index)
+
+
+def test_held_analysis_runs_one_forward_and_one_backward_per_class(clf, monkeypatch):
+    from model.explain import ImageAnalysis
+
+    forwards, backwards = [], []
+    real_forward, real_grad = type(clf.model).forward_with_taps, torch.autograd.grad
+    monkeypatch.setattr(type(clf.model), "forward_with_taps",
+                        lambda self, *a, **k: forwards.append(1) or real_forward(self, *a, **k))
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: backwards.append(1) or real_grad(*a, **k))
+    analysis = ImageAnalysis(clf, clf.prepare(scene((96, 96), (60, 10, 90, 40))))
+    analysis.explain(["denseblock3"], [1], "gradcam")
+    analysis.explain(["denseblock3"], [0], "gradcam")  # class switch: one backward, no forward
+    analysis.explain(["denseblock3"], [0, 1], "gradcam++")  # method switch: gradients are held
+    analysis.explain(["denseblock2", "denseblock3"], [1], "layercam")  # one more layer: one backward
+    assert (len(forwards), len(backwards)) == (1, 3)
