@@ -22,12 +22,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from model import preprocess as pp
+from model.checkpoint_metadata import FORMAT_VERSION, MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from model.densenet import DenseNet, DenseNetConfig
 from model.errors import DenseLensError
 from model.images import IMAGE_EXTENSIONS, load_image
 from model.shapes import CLASSES, sample
+from model.zoo import Preprocessing
 
-CHECKPOINT_FORMAT = "denselens-checkpoint-1"
+CHECKPOINT_FORMAT = f"denselens-checkpoint-{FORMAT_VERSION}"
 VALIDATION_SEED_OFFSET = 1_000_003  # validation draws from a stream training never sees
 
 
@@ -142,11 +144,11 @@ def evaluate(model: DenseNet, loader: DataLoader) -> tuple[float, float]:
 def checkpoint_dict(model: DenseNet, cfg: TrainConfig, classes: list[str], figures: dict) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "class_names": list(classes),
         "arch": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(model.config).items()},
-        "preprocessing": {"input_size": cfg.input_size, "mean": list(pp.IMAGENET_MEAN),
-                          "std": list(pp.IMAGENET_STD), "mode": "full"},
+        "preprocessing": Preprocessing(cfg.input_size, pp.IMAGENET_MEAN, pp.IMAGENET_STD, "full").to_dict(),
         "training": {**figures, "dataset": cfg.data, "dataset_seed": cfg.seed,
                      "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
                                 if k not in ("resume", "extra")}},
@@ -154,9 +156,17 @@ def checkpoint_dict(model: DenseNet, cfg: TrainConfig, classes: list[str], figur
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
+    """Write ``obj`` to ``path`` whole or not at all: a failed write leaves the old file and no debris."""
     tmp = path.with_name(f".{path.name}.part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
@@ -164,6 +174,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
     from tqdm import tqdm
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if not MIN_INPUT_SIZE <= cfg.input_size <= MAX_INPUT_SIZE:  # what read_checkpoint accepts
+        raise DenseLensError(f"the input size must be {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} pixels, "
+                             f"not {cfg.input_size}")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from model.architecture import dense_block_conv_weights, describe, plain_cnn_conv_weights
 from model.checkpoints import build_model, read_checkpoint
 from model.densenet import DenseNet, densenet, densenet121, densenet161, densenet169, densenet201
-from tests.conftest import make_tiny
+from tests.conftest import make_tiny, randomize_batchnorm
 
 
 @pytest.mark.parametrize("factory, expected", [
@@ -92,19 +92,38 @@ def test_legacy_key_checkpoint_loads(tv_densenet121, tmp_path):
     _assert_same_logits(tv_densenet121, build_model(read_checkpoint(path)))
 
 
-def test_fused_inference_model_matches_and_keeps_taps(tv_densenet121):
-    plain = densenet121()
-    plain.load_state_dict(tv_densenet121.state_dict())
-    fused = densenet121()
-    fused.load_state_dict(tv_densenet121.state_dict())
-    fused.fuse_for_inference().to(memory_format=torch.channels_last)
-    x = _real_input()
+def test_fused_copy_matches_logits_and_taps():
+    # the ImageNet stem, so that norm0, every norm2 and the transitions are all rewritten in the copy
+    torch.manual_seed(0)
+    plain = randomize_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval()
+    fused = plain.fused_for_inference().to(memory_format=torch.channels_last)
+    assert fused is not plain
+    x = torch.randn(2, 3, 64, 80)
     with torch.no_grad():
-        a, ta = plain.eval().forward_with_taps(x, plain.tap_names)
+        a, ta = plain.forward_with_taps(x, plain.tap_names)
         b, tb = fused.forward_with_taps(x.to(memory_format=torch.channels_last), fused.tap_names)
     assert (a - b).abs().max() <= 1e-4
     for name in plain.tap_names:
         assert torch.allclose(ta[name], tb[name], atol=1e-4), name
+
+
+def test_fused_copy_leaves_the_callers_model_untouched():
+    model = make_tiny().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modules_before = [name for name, _ in model.named_modules()]
+    fused = model.fused_for_inference()
+    assert model.training and not fused.training
+    assert [name for name, _ in model.named_modules()] == modules_before
+    after = model.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(after[k], before[k]) for k in before)
+    assert all(p.requires_grad for p in model.parameters())
+    assert not any(p.requires_grad for p in fused.parameters())
+    ours = {p.data_ptr() for p in model.parameters()}
+    assert not ours & {p.data_ptr() for p in fused.parameters()}  # nothing shared
+    fresh = make_tiny(seed=1).state_dict()  # torchvision's layout
+    model.load_state_dict(fresh, strict=True)
+    assert torch.equal(model.state_dict()["classifier.weight"], fresh["classifier.weight"])
 
 
 def test_taps_have_documented_shapes_and_norm5_is_post_relu():
