@@ -37,15 +37,15 @@ def main() -> None:
             time.sleep(0.005)
 
     w.load_model("demo")
-    wait(lambda: w.info is not None)
+    wait(lambda: w.session.model is not None)
     w.add_paths([str(ROOT / "assets" / "samples")])
     wait(lambda: all(w.images.state(p) != "busy" for p in w.images.paths()))
     target = str(ROOT / "assets" / "samples" / "circle-and-star.png")
     w.images.setCurrentItem(w.images.item_for(target))
-    wait(lambda: w.last is not None and w.last.path == target)
-    second = w.last.predictions[1].index
-    w.choose_class(second if w.last.predictions[1].label in ("star", "circle") else w.last.predictions[0].index)
-    wait(lambda: w.last is not None and (w.current_layer, w.shown_class()) in w.last.heat)
+    wait(lambda: w.session.has_current_maps() and w.session.current_path == target)
+    predictions = w.session.explanation.predictions
+    w.choose_class(predictions[1].index if predictions[1].label in ("star", "circle") else predictions[0].index)
+    wait(lambda: w.session.has_current_maps() and not w._refresh_pending)
     time.sleep(0.2)
     app.processEvents()
     out = ROOT / "docs" / "screenshot.png"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from model.cli import main as cli
+from cli.main import main as cli
 from tests.conftest import save_image
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.cli import main as cli
+from cli.main import main as cli
 from tests.model.test_explain import brightness_net, scene
 
 

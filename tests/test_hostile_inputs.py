@@ -14,9 +14,9 @@ from PIL import Image
 
 from cli.main import main as cli
 from model.classifier import DenseNetClassifier
-from model.zoo import Preprocessing
 from model.errors import ImageLoadError
 from model.images import load_image
+from model.zoo import Preprocessing
 from tests.conftest import make_tiny
 from tests.hostile_corpus import build
 

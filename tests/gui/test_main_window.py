@@ -281,7 +281,8 @@ def test_block_panel_adds_transitions_and_norm5_on_request(make_window, model_fi
     assert w.blocks.layers() == ["denseblock1", "denseblock2", "denseblock3", "denseblock4"]
     w.all_taps.setChecked(True)
     wait_explained(qtbot, w, one)
-    assert w.blocks.layers() == w.session.model.taps and "transition2" in w.blocks.layers() and "norm5" in w.blocks.layers()
+    assert w.blocks.layers() == w.session.model.taps
+    assert "transition2" in w.blocks.layers() and "norm5" in w.blocks.layers()
     assert all((layer, w.session.shown_class()) in w.session.explanation.tiles for layer in w.session.model.taps)
     w.close()
     assert make_window().all_taps.isChecked()  # remembered

@@ -19,10 +19,10 @@ from PIL import Image
 
 from model.cam import METHODS
 from model.classifier import DenseNetClassifier
-from model.zoo import Preprocessing
 from model.densenet import densenet
 from model.errors import Cancelled
 from model.faithfulness import faithfulness
+from model.zoo import Preprocessing
 
 
 def brightness_net() -> torch.nn.Module:

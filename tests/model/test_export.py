@@ -12,16 +12,17 @@ from PIL import Image
 
 from model.classifier import DenseNetClassifier
 from model.errors import ExportError
-from model.export import atomic_write, export_stem, safe_component, save_png
+from model.export import OutputNames, atomic_write, export_stem, safe_component, save_png
 from model.heatmap_files import export_block_grid, export_map
 from model.render import COLORMAPS, colorize, overlay
+from model.zoo import Preprocessing
 from tests.model.test_explain import brightness_net, scene
 
 
 @pytest.fixture
 def explanation(tmp_path):
-    clf = DenseNetClassifier(brightness_net(), ["dark", "bright/white"], "cpu", input_size=96,
-                             mean=(0.5,) * 3, std=(0.5,) * 3)
+    clf = DenseNetClassifier(brightness_net(), ["dark", "bright/white"], "cpu",
+                             preprocessing=Preprocessing(input_size=96, mean=(0.5,) * 3, std=(0.5,) * 3))
     path = tmp_path / "in" / "my photo.png"
     path.parent.mkdir()
     scene((200, 120), (150, 10, 190, 50)).save(path)
@@ -117,10 +118,62 @@ def test_failed_rename_leaves_no_partial_file(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("text, expected", [
     ("tabby, tabby cat", "tabby_tabby_cat"), ("a/b\\c:d*e?f", "a_b_c_d_e_f"), ("CON", "_CON"),
-    ("..", "unnamed"), ("été", "t"), ("x" * 200, "x" * 60),
+    ("lpt1.txt", "_lpt1.txt"),
+    ("..", "unnamed"), ("x" * 200, "x" * 60), ("chat été 猫", "chat_été_猫"), ("猫", "猫"), ("Ωμέγα", "Ωμέγα"),
+    ("-rf", "rf"), (".hidden", "hidden"), ("end. ", "end"), ("tab\tnew\nline\x00nul", "tab_new_line_nul"),
+    ("caf\udce9", "caf"), ("caf\udce9s", "caf_s"), ("a\u202egnp.exe", "a_gnp.exe"), ("$(rm -rf ~)", "rm_-rf"),
+    ("e\u0301te\u0301", "été"), ("full\u3000width", "full_width"),
 ])
 def test_file_name_parts_are_safe_everywhere(text, expected):
     assert safe_component(text) == expected
+
+
+def test_file_name_parts_keep_their_script_and_fit_in_bytes():
+    chinese = "中华田园猫" * 30  # 3 bytes a character
+    part = safe_component(chinese)
+    assert part and set(part) <= set("中华田园猫") and len(part.encode()) <= 60 and len(part) == 20
+    assert safe_component("é" * 100, 41).encode() == ("é" * 20).encode()  # never half a character
+    stem = export_stem("猫" * 300, 999, "虎斑猫" * 80, "denseblock4", "gradcam++")
+    assert len(f"{stem}_heatmap_9999.png".encode()) < 200
+    assert export_stem("chat été 猫", 3, "虎斑猫", "denseblock4", "gradcam") == \
+        "chat_été_猫_3-虎斑猫_denseblock4_gradcam"
+
+
+def test_unicode_image_and_class_names_reach_the_file_names(explanation, tmp_path):
+    explanation.prepared.loaded.path = Path("chat été 猫.png")
+    m = explanation.get("denseblock3", 1)
+    m.label = "虎斑猫"
+    files = export_map(explanation, m, tmp_path, "net")
+    assert Path(files["overlay"][0]).name == "chat_été_猫_1-虎斑猫_denseblock3_gradcam_overlay.png"
+    assert Image.open(files["overlay"][0]).text["denselens:label"] == "虎斑猫"
+
+
+def test_overwrite_never_replaces_a_file_of_the_same_run(explanation, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    m = explanation.get("denseblock3", 1)
+    old = export_map(explanation, m, out, "net")["overlay"][0]  # left by an earlier run
+    taken = OutputNames()
+    first = export_map(explanation, m, out, "net", overwrite=True, taken=taken)
+    second = export_map(explanation, m, out, "net", overwrite=True, taken=taken)  # b/cat.png after a/cat.png
+    assert first["overlay"][0] == old  # the earlier run's file is replaced, as asked
+    assert second["overlay"][0].endswith("_overlay_2.png") and second["heatmap"][0].endswith("_heatmap_2.png")
+    assert len(taken) == 4 and len(_files(out)) == 4 and Path(first["overlay"][0]).is_file()
+    grid1 = export_block_grid(explanation, 1, out, "net", overwrite=True, taken=taken)
+    grid2 = export_block_grid(explanation, 1, out, "net", overwrite=True, taken=taken)
+    assert grid1 != grid2 and Path(grid1).is_file() and Path(grid2).is_file()
+
+
+def test_same_run_names_compare_like_a_case_insensitive_file_system(tmp_path):
+    taken = OutputNames()
+    a = save_png(Image.new("RGB", (2, 2)), tmp_path / "Cat.png", overwrite=True, taken=taken)
+    b = save_png(Image.new("RGB", (2, 2)), tmp_path / "cat.png", overwrite=True, taken=taken)
+    assert a.name == "Cat.png" and b.name == "cat_2.png"
+
+
+def test_surrogates_in_metadata_do_not_break_the_png(tmp_path):
+    path = save_png(Image.new("RGB", (2, 2)), tmp_path / "x.png", {"denselens:model": "/models/caf\udce9.pth"})
+    assert Image.open(path).text["denselens:model"] == "/models/caf\\udce9.pth"
 
 
 def test_export_stem_pattern():

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from cli.common import EXIT_OK, UsageError
 
-def add_train_parser(sub) -> None:
+STEMS = ("imagenet", "small")  # model.densenet.DenseNetConfig.stem
+
+
+def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a DenseNet (shapes dataset or a folder per class)",
                        description="Train a DenseNet-BC from model/densenet.py. Progress on stderr, validation "
                        "each epoch, the best checkpoint at --out, resumable with --resume.")
@@ -20,7 +24,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--growth-rate", type=int, default=12, metavar="K")
     p.add_argument("--blocks", default="6,8,8", metavar="L1,L2,...", help="layers per dense block")
     p.add_argument("--init-features", type=int, default=24)
-    p.add_argument("--stem", choices=("imagenet", "small"), default="imagenet")
+    p.add_argument("--stem", choices=STEMS, default=STEMS[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-size", type=int, default=1000, help="validation images (shapes only)")
     p.add_argument("--workers", type=int, default=1, help="data-loading processes")
@@ -29,8 +33,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="carry on from <out>.last.pth")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from model.cli import EXIT_OK, UsageError
+def run(args: argparse.Namespace) -> int:
     from model.errors import DenseLensError
     from model.training import TrainConfig, train
 

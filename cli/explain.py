@@ -6,14 +6,31 @@ import argparse
 import sys
 from pathlib import Path
 
+from cli.common import (
+    UsageError,
+    add_input_options,
+    add_model_options,
+    emit,
+    finish,
+    gather,
+    load_classifier,
+    preprocess_mode,
+    progress_bar,
+)
 from model.cam import METHODS
-from model.render import COLORMAPS
 
-LAYER_CHOICES = ("denseblock1", "denseblock2", "denseblock3", "denseblock4", "transition1", "transition2",
-                 "transition3", "norm5", "all-blocks")
+ALL_BLOCKS = "all-blocks"
+DEFAULT_METHOD = next(iter(METHODS))
 
 
-def add_explain_parser(sub, add_input_options, add_model_options) -> None:
+def _colormaps() -> tuple[str, ...]:
+    from model.render import COLORMAPS  # numpy: imported when explain is parsed, not when the app starts
+
+    return COLORMAPS
+
+
+def add_parser(sub) -> None:
+    colormaps = _colormaps()
     p = sub.add_parser("explain", help="Grad-CAM heatmaps for images and folders",
                        description="Write heatmaps (overlay and heatmap PNGs; raw maps with --raw) for each "
                        "image, layer and class into --out.")
@@ -21,56 +38,58 @@ def add_explain_parser(sub, add_input_options, add_model_options) -> None:
     add_model_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--layer", action="append", metavar="LAYER",
-                   help=f"{'|'.join(LAYER_CHOICES)}; repeatable (default: the deepest dense block). "
-                   "all-blocks also writes a grid of the dense blocks per class")
-    p.add_argument("--method", default="gradcam", metavar="METHOD", help=f"{'|'.join(METHODS)} (default gradcam)")
+                   help=f"a tap of the loaded model (denseblockN, transitionN, norm5) or {ALL_BLOCKS}; repeatable "
+                   f"(default: the deepest dense block). {ALL_BLOCKS} also writes a grid of the dense blocks "
+                   "per class")
+    p.add_argument("--method", default=DEFAULT_METHOD, metavar="METHOD",
+                   help=f"{'|'.join(METHODS)} (default {DEFAULT_METHOD})")
     p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
                    help="top1|topK|INDEX|LABEL; repeatable (default top1)")
-    p.add_argument("--colormap", default="jet", metavar="NAME", help=f"{'|'.join(COLORMAPS)} (default jet)")
+    p.add_argument("--colormap", default=colormaps[0], metavar="NAME",
+                   help=f"{'|'.join(colormaps)} (default {colormaps[0]})")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0.0-1.0 (default 0.5)")
     p.add_argument("--raw", action="store_true", help="also write raw maps (.npy float32 and 16-bit PNG)")
     p.add_argument("--metrics", action="store_true",
                    help="faithfulness figures: deletion/insertion AUC, confidence with the top 20%% kept")
-    p.add_argument("--overwrite", action="store_true", help="replace existing files instead of adding _2, _3")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files left by earlier runs instead of adding _2, _3 (files of this run are "
+                   "never replaced)")
 
 
-def _check_args(args: argparse.Namespace, valid_layers: list[str]) -> list[str]:
-    from model.cli import UsageError
+def check_args(args: argparse.Namespace, valid_layers: list[str]) -> list[str]:
+    """Validate the options against the registries and the loaded model's taps; the layers to explain."""
+    from model.explain import default_layer
 
     if args.method not in METHODS:
         raise UsageError(f"unknown method {args.method!r}; choose from {', '.join(METHODS)}")
-    if args.colormap not in COLORMAPS:
-        raise UsageError(f"unknown colormap {args.colormap!r}; choose from {', '.join(COLORMAPS)}")
+    if args.colormap not in _colormaps():
+        raise UsageError(f"unknown colormap {args.colormap!r}; choose from {', '.join(_colormaps())}")
     if not 0.0 <= args.alpha <= 1.0:
         raise UsageError("--alpha must be between 0.0 and 1.0")
     if args.topk < 1:
         raise UsageError("--topk must be at least 1")
     layers: list[str] = []
-    from model.explain import default_layer
-
     for name in args.layer or [default_layer(valid_layers)]:
-        expanded = [n for n in valid_layers if n.startswith("denseblock")] if name == "all-blocks" else [name]
+        expanded = [n for n in valid_layers if n.startswith("denseblock")] if name == ALL_BLOCKS else [name]
         for n in expanded:
             if n not in valid_layers:
-                raise UsageError(f"unknown layer {n!r}; choose from {', '.join([*valid_layers, 'all-blocks'])}")
+                raise UsageError(f"unknown layer {n!r}; choose from {', '.join([*valid_layers, ALL_BLOCKS])}")
             if n not in layers:
                 layers.append(n)
     return layers
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
-    from model.cli import UsageError, finish, gather, load_classifier, progress_bar
+def run(args: argparse.Namespace) -> int:
     from model.errors import DenseLensError
-    from model.export import describe_os_error
+    from model.explain import resolve_classes
+    from model.export import OutputNames, describe_os_error
 
     out = Path(args.out)
     images = gather(args.paths)
     clf = load_classifier(args)
-    layers = _check_args(args, clf.model.tap_names)
+    layers = check_args(args, clf.model.tap_names)
     # Validate class names before any work, so a typo fails fast.
     named = [c for c in args.classes or [] if not c.lower().startswith("top") and not c.isdigit()]
-    from model.explain import resolve_classes
-
     try:
         if named:
             resolve_classes(named, [], clf.labels)
@@ -81,12 +100,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UsageError(f"cannot create the output folder {out}: {describe_os_error(e)}") from e
 
+    taken = OutputNames()  # a/cat.png and b/cat.png both keep their files, even with --overwrite
     records, failed = [], 0
     with progress_bar(len(images), args.quiet) as bar:
         for path in images:
             record = {"path": str(path), "predictions": [], "error": None, "explanations": []}
             try:
-                record.update(explain_one(clf, path, layers, args, out))
+                record.update(explain_one(clf, path, layers, args, out, taken))
             except ValueError as e:  # e.g. top7 with --topk 5
                 raise UsageError(str(e)) from e
             except DenseLensError as e:
@@ -95,23 +115,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 failed += 1
                 bar.write(f"error: {record['error']}", file=sys.stderr)
             elif not args.json:
-                bar.write(_summary(record))
+                emit(summary(record), bar)
             records.append(record)
             bar.update(1)
     return finish(records, as_json=args.json, failed=failed)
 
 
-def explain_one(clf, path: Path, layers: list[str], args: argparse.Namespace, out: Path) -> dict:
+def explain_one(clf, path: Path, layers: list[str], args: argparse.Namespace, out: Path, taken=None) -> dict:
     from model.faithfulness import faithfulness
     from model.heatmap_files import export_block_grid, export_map
 
     explanation = clf.explain(path, layers=layers, classes=args.classes, method=args.method, topk=args.topk,
-                              preprocess=args.preprocess)
+                              preprocess=preprocess_mode(args, clf))
     kinds = ("overlay", "heatmap", "raw") if args.raw else ("overlay", "heatmap")
     entries, warnings = [], []
     model_name = clf.source
     for m in explanation.maps:
-        files = export_map(explanation, m, out, model_name, kinds, args.colormap, args.alpha, args.overwrite)
+        files = export_map(explanation, m, out, model_name, kinds, args.colormap, args.alpha, args.overwrite, taken)
         entry = {"layer": m.layer, "class_index": m.class_index, "label": m.label,
                  "probability": m.probability, "status": m.status, "files": files}
         if not m.ok:
@@ -124,7 +144,7 @@ def explain_one(clf, path: Path, layers: list[str], args: argparse.Namespace, ou
     if len([n for n in layers if n.startswith("denseblock")]) > 1:
         for class_index in dict.fromkeys(m.class_index for m in explanation.maps):
             g = export_block_grid(explanation, class_index, out, model_name, args.colormap, args.alpha,
-                                  args.overwrite)
+                                  args.overwrite, taken)
             if g:
                 grids[str(class_index)] = g
     result = {"predictions": [p.to_dict() for p in explanation.predictions], "explanations": entries}
@@ -135,7 +155,7 @@ def explain_one(clf, path: Path, layers: list[str], args: argparse.Namespace, ou
     return result
 
 
-def _summary(record: dict) -> str:
+def summary(record: dict) -> str:
     top = record["predictions"][0] if record["predictions"] else None
     head = f"{record['path']}: {top['label']} {top['probability'] * 100:.1f}%" if top else record["path"]
     lines = [head]
