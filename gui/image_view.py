@@ -100,9 +100,6 @@ class ImageView(QGraphicsView):
         self._overlay_on = visible
         self._heat.setVisible(visible and self._heat_index is not None)
 
-    def heat_pixmap(self) -> QPixmap:
-        return self._heat.pixmap()
-
     def _refresh_heat(self) -> None:
         if self._heat_index is None:
             self._heat.setPixmap(QPixmap())

@@ -107,10 +107,6 @@ class PredictionsPanel(QWidget):
     def rows(self) -> list[PredictionRow]:
         return list(self._rows)
 
-    def mark_selected(self, class_index: int) -> None:
-        for row in self._rows:
-            row.setChecked(row.class_index == class_index)
-
     def _clear(self) -> None:
         for row in self._rows:
             row.deleteLater()

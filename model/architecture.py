@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from model.densenet import DenseNet, DenseNetConfig
-
-
-def dense_block_conv_weights(in_channels: int, growth_rate: int, num_layers: int,
-                             kernel_size: int = 3) -> int:
-    """Convolution weights of a plain (non-bottleneck) dense block without bias.
-
-    Layer ``l`` sees ``in_channels + (l - 1) * growth_rate`` channels and adds
-    ``growth_rate``: 4 layers, 6 input channels, k=4, 3x3 -> 1,728 weights.
-    """
-    return sum(kernel_size * kernel_size * (in_channels + i * growth_rate) * growth_rate
-               for i in range(num_layers))
-
-
-def plain_cnn_conv_weights(widths: Sequence[int], kernel_size: int = 3) -> int:
-    """Convolution weights of a chain of convolutions with the given widths (6,10,14,18,22 -> 7,632)."""
-    return sum(kernel_size * kernel_size * a * b for a, b in zip(widths, widths[1:]))
 
 
 def direct_connections(num_layers: int) -> int:

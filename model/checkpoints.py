@@ -59,11 +59,6 @@ def normalize_key(key: str) -> str:
     return m.group(1) + m.group(2) if m else key
 
 
-def normalize_keys(state_dict: Mapping[str, object]) -> dict[str, object]:
-    """Strip DataParallel/wrapper prefixes and rewrite legacy ``norm.1`` keys."""
-    return {normalize_key(k): v for k, v in state_dict.items()}
-
-
 def _shape(value: Tensor | Sequence[int]) -> tuple[int, ...]:
     return tuple(value.shape) if isinstance(value, Tensor) else tuple(value)
 

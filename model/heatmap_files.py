@@ -11,8 +11,6 @@ from model.explain import Explanation, LayerClassMap
 from model.export import OutputNames, export_stem, method_slug, safe_component, save_npy, save_png
 from model.render import grid, heatmap_image, overlay, raw_to_uint16
 
-KINDS = ("overlay", "heatmap", "raw")
-
 
 def map_metadata(explanation: Explanation, m: LayerClassMap, model_name: str, extra: dict | None = None) -> dict:
     """What a PNG's text chunks record about how it was made."""

@@ -46,11 +46,6 @@ class Geometry:
         left, top, right, bottom = self.crop_box
         return left <= 0.5 and top <= 0.5 and right >= w - 0.5 and bottom >= h - 0.5
 
-    def to_original(self, x: float, y: float) -> tuple[float, float]:
-        """Map a point in analysed pixels to original pixels."""
-        left, top, right, bottom = self.crop_box
-        aw, ah = self.analysed_size
-        return left + x * (right - left) / aw, top + y * (bottom - top) / ah
 
 
 def _full_size(w: int, h: int, size: int) -> tuple[int, int]:
@@ -67,10 +62,11 @@ def plan(original_size: tuple[int, int], mode: str = "full", size: int = 224) ->
     w, h = original_size
     if mode == "full":
         return Geometry(original_size, _full_size(w, h, size), (0.0, 0.0, float(w), float(h)), mode)
+    # torchvision's Resize(int) truncates the longer side; its CenterCrop rounds the offset.
     resize = crop_resize(size)
-    scale = resize / min(w, h)
-    rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
-    left, top = (rw - size) // 2, (rh - size) // 2
+    rw, rh = (resize, int(resize * h / w)) if w <= h else (int(resize * w / h), resize)
+    rw, rh = max(size, rw), max(size, rh)
+    left, top = int(round((rw - size) / 2.0)), int(round((rh - size) / 2.0))
     sx, sy = w / rw, h / rh
     box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
     return Geometry(original_size, (size, size), box, mode)

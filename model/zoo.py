@@ -113,9 +113,6 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in (
                preprocessing=Preprocessing(input_size=96)),
 )}
 
-IMAGENET_MODELS = tuple(name for name, e in MODELS.items() if e.imagenet)
-
-
 def model_title(spec: str) -> str:
     """A registered model's title, else the file name of a checkpoint path."""
     entry = MODELS.get(spec)

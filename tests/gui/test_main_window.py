@@ -93,12 +93,12 @@ def test_second_prediction_changes_heatmap_and_blocks_differ(make_window, model_
     rows = w.predictions.rows()
     assert len(rows) == 5 and rows[0].isChecked()
     first_class, second_class = rows[0].class_index, rows[1].class_index
-    before = _pixels(w.view.heat_pixmap().toImage())
+    before = _pixels(w.view.grab_composite().toImage())
     before_map = _heat(w, "denseblock4", first_class).copy()
     qtbot.mouseClick(rows[1], Qt.MouseButton.LeftButton)
     wait_explained(qtbot, w, one)
     assert w.session.shown_class() == second_class
-    after = _pixels(w.view.heat_pixmap().toImage())
+    after = _pixels(w.view.grab_composite().toImage())
     assert before.shape != after.shape or not np.array_equal(before, after)
     assert not np.array_equal(_heat(w, "denseblock4", second_class), before_map)
     assert w.blocks.layers() == ["denseblock1", "denseblock2", "denseblock3", "denseblock4"]

@@ -220,3 +220,9 @@ def test_app_gives_the_numbers_of_the_api(make_window, model_file, tmp_path, qtb
     for got in (listed, shown):
         assert [p.index for p in got] == [p.index for p in expected]
         assert np.allclose([p.probability for p in got], [p.probability for p in expected], atol=1e-5, rtol=0)
+
+
+def test_region_menu_names_the_loaded_models_sizes(make_window, model_file):
+    w = make_window(model_file)  # a 64-pixel model
+    assert w.preprocess.itemText(w.preprocess.findData("center-crop")) == "Center crop 64"
+    assert "resized to 73, centre 64x64" in w.preprocess.toolTip()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from model.architecture import dense_block_conv_weights, describe, plain_cnn_conv_weights
+from model.architecture import describe
 from model.checkpoints import build_model, read_checkpoint
 from model.densenet import DenseNet, densenet, densenet121, densenet161, densenet169, densenet201
 from tests.conftest import make_tiny, randomize_batchnorm
@@ -26,11 +26,6 @@ def test_bc_100_k12_is_about_0_8m_parameters():
     with torch.device("meta"):
         model = densenet(12, (16, 16, 16), 24, num_classes=10, stem="small")
     assert 0.75e6 < sum(p.numel() for p in model.parameters()) < 0.82e6
-
-
-def test_seed_article_example_dense_vs_plain_conv_weights():
-    assert dense_block_conv_weights(6, 4, 4) == 1_728
-    assert plain_cnn_conv_weights([6, 10, 14, 18, 22]) == 7_632
 
 
 def test_describe_reports_connections_growth_and_sizes():
