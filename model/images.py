@@ -18,6 +18,11 @@ IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
     ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".jfif", ".heic", ".heif", ".avif",
 })
+# The decoders Pillow may use, whatever a file's name or content claims.  Pillow picks a decoder by
+# content: a PostScript file named photo.jpg would otherwise open as EPS and run Ghostscript (an
+# external interpreter) on untrusted input.  EPS, PDF and every plugin that starts a program stay out
+# (JPEG covers multi-picture MPO files).
+DECODERS = ("JPEG", "PNG", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM", "TGA", "ICO", "AVIF")
 # Transparent pixels are composited onto mid grey: neither black nor white
 # pushes the network towards "dark" or "bright" scenes.
 BACKGROUND = (128, 128, 128)
@@ -93,7 +98,7 @@ def load_image(path: str | Path) -> LoadedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like: decode anyway
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path, formats=DECODERS) as img:
                 orientation = img.getexif().get(0x0112, 1)
                 swapped = orientation in (5, 6, 7, 8)
                 w, h = img.size

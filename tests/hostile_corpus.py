@@ -67,6 +67,8 @@ def build(folder: Path) -> list[Case]:
         write(f"bitflipped.{ext}", bytes(flipped), "any")
     write("png-named.jpg", _bytes(base, "PNG"), "ok")
     write("text-named.png", b"Dear diary, today I pretended to be a PNG.\n" * 20, "error", "not an image")
+    write("postscript-named.jpg", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n", "error",
+          "not an image")  # Pillow alone would open it as EPS and run Ghostscript on it
     write("empty.jpg", b"", "error", "empty")
     write("bomb.png", _png_claiming(100_000, 100_000), "error", "too large")
     write("one-pixel.png", _bytes(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"), "ok")

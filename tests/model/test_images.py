@@ -62,16 +62,16 @@ def test_exif_rotation_is_applied(tmp_path):
     assert r > 200 and b < 60
 
 
-def test_exif_rotation_with_reduced_jpeg_decoding(tmp_path):
+def test_exif_rotated_jpeg_is_decoded_upright_at_full_size(tmp_path):
     img = Image.new("RGB", (1600, 800), (0, 0, 255))
-    img.paste((255, 0, 0), (0, 0, 200, 800))
+    img.paste((255, 0, 0), (0, 0, 200, 800))  # a red strip on the left, rotated to the top by EXIF 6
     exif = Image.Exif()
     exif[0x0112] = 6
     img.save(tmp_path / "big.jpg", exif=exif)
-    loaded = load_image(tmp_path / "big.jpg", decode_hint=lambda size: (224, 448))
-    assert loaded.original_size == (800, 1600)
-    assert loaded.image.width < 800 and loaded.image.width >= 224
-    assert loaded.image.height / loaded.image.width == pytest.approx(2, rel=0.01)
+    loaded = load_image(tmp_path / "big.jpg")
+    assert loaded.original_size == loaded.image.size == (800, 1600)  # never decoded at reduced scale
+    pixels = np.asarray(loaded.image)
+    assert pixels[50, 400, 0] > 200 and pixels[1500, 400, 2] > 200
 
 
 def test_animated_gif_uses_first_frame(tmp_path):
@@ -126,3 +126,23 @@ def test_collect_images_recurses_sorts_and_skips_non_images(tmp_path):
     rel = [p.relative_to(tmp_path).as_posix() for p in images]
     assert rel == ["a.JPG", "b.png", "sub/c.webp", "data.bin"]
     assert [p.name for p in skipped] == ["data.bin", "readme.txt"]
+
+
+def test_postscript_named_jpg_is_refused_without_starting_a_program(tmp_path, monkeypatch):
+    import subprocess
+
+    from PIL import EpsImagePlugin
+
+    from model.images import load_image
+
+    started = []
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: True)  # as on a machine with Ghostscript
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", "gs", raising=False)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or (_ for _ in ()).throw(OSError()))
+    monkeypatch.setattr(subprocess, "check_call", lambda *a, **k: started.append(a))
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto 10 10 lineto stroke\n"
+                     b"showpage\n%%EOF\n")
+    with pytest.raises(ImageLoadError, match="photo.jpg: not an image, or a format this app cannot read"):
+        load_image(path)
+    assert started == []
