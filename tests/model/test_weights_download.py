@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import threading
@@ -13,6 +14,7 @@ import torch
 from model import weights as W
 from model.classifier import DenseNetClassifier
 from model.errors import DownloadCancelled, WeightsUnavailableError
+from model.zoo import MODELS, ModelEntry
 from tests.conftest import make_tiny
 
 
@@ -49,14 +51,14 @@ def server(monkeypatch, tmp_path):
     thread.join()
 
 
-def _published(tmp_path: Path, handler) -> tuple[W.PretrainedWeights, bytes]:
+def _published(tmp_path: Path, handler) -> tuple[ModelEntry, bytes]:
     """Write a checkpoint, name it like torchvision does (hash prefix) and serve it."""
     path = tmp_path / "ckpt.pth"
     torch.save(make_tiny().state_dict(), path)
     data = path.read_bytes()
     name = f"densenet121-{hashlib.sha256(data).hexdigest()[:8]}.pth"
     handler.files[f"models/{name}"] = data
-    return W.PretrainedWeights("densenet121", name, 0, 0.0, 0.0, 0.0), data
+    return dataclasses.replace(MODELS["densenet121"], weights_file=name), data
 
 
 def _cache_files() -> list[Path]:
@@ -68,14 +70,14 @@ def test_download_lands_in_cache_with_progress(server, tmp_path):
     weights, data = _published(tmp_path, server)
     calls = []
     path = W.download_weights(weights, progress=lambda done, total: calls.append((done, total)))
-    assert path == W.cache_dir() / weights.filename and path.read_bytes() == data
+    assert path == W.cache_dir() / weights.weights_file and path.read_bytes() == data
     assert calls[0] == (0, len(data)) and calls[-1] == (len(data), len(data))
     assert _cache_files() == [path]
 
 
 def test_load_by_name_downloads_then_uses_cache(server, tmp_path, monkeypatch):
     weights, _ = _published(tmp_path, server)
-    monkeypatch.setitem(W.IMAGENET_WEIGHTS, "densenet121", weights)
+    monkeypatch.setitem(MODELS, "densenet121", weights)
     clf = DenseNetClassifier.load("densenet121", device="cpu")
     assert clf.config.num_classes == 4
     server.files.clear()  # a second load must not need the network
@@ -84,7 +86,7 @@ def test_load_by_name_downloads_then_uses_cache(server, tmp_path, monkeypatch):
 
 def test_hash_mismatch_leaves_nothing_in_cache(server, tmp_path):
     weights, data = _published(tmp_path, server)
-    server.files[f"models/{weights.filename}"] = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+    server.files[f"models/{weights.weights_file}"] = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
     with pytest.raises(WeightsUnavailableError, match="corrupt"):
         W.download_weights(weights)
     assert _cache_files() == []
@@ -108,6 +110,6 @@ def test_cancel_leaves_nothing_in_cache(server, tmp_path):
 def test_unreachable_server_says_how_to_continue(server, tmp_path, monkeypatch):
     weights, _ = _published(tmp_path, server)
     monkeypatch.setenv(W.BASE_URL_ENV, "http://127.0.0.1:9/models")  # discard port: refused
-    with pytest.raises(WeightsUnavailableError, match="--model demo"):
+    with pytest.raises(WeightsUnavailableError, match="the demo model or a weights file"):
         W.download_weights(weights, timeout=5)
     assert _cache_files() == []
