@@ -321,6 +321,7 @@ class MainWindow(QMainWindow):
         s.subscribe("colormap", lambda _v: self._show_style())
         s.subscribe("opacity", lambda _v: self._show_style())
         s.subscribe("tasks", lambda _v: self._show_task())
+        s.subscribe("method", lambda method: self._set_combo(self.method, method))
         s.subscribe("metrics", self._show_metrics)
 
     def _start_engine(self) -> None:
@@ -636,11 +637,17 @@ class MainWindow(QMainWindow):
         if not self.session.accept_explained(result):
             return  # a newer request is on its way: stale results are dropped
         self._last_request = None
+        s = self.session
         if result.cancelled:
+            shown = s.explanation
+            if shown is not None and shown.path == s.current_path and not shown.error:
+                s.method = shown.method  # back to the method of the maps on screen
             self.statusBar().showMessage(f"{METHODS[result.method].title} cancelled", 5000)
             return
         if not result.error:
-            self.statusBar().showMessage(f"{Path(result.path).name}: {self.session.layer}, "
+            cls = s.shown_class()
+            label = s.model.labels[cls] if s.model and cls is not None else ""
+            self.statusBar().showMessage(f"{Path(result.path).name}: {label} · {s.layer} · "
                                          f"{METHODS[result.method].title}", 5000)
 
     def _draw(self) -> None:
@@ -768,6 +775,7 @@ class MainWindow(QMainWindow):
         flags = {"explain": self.engine.cancel_explain, "download": self.engine.cancel_download,
                  "export": self.engine.cancel_export, "classify": self.engine.cancel_batch}
         flags[task.name].set()
+        self.statusBar().showMessage("Cancelling…")
         if task.name == "classify":
             self.requestDropBatch.emit()
         self.session.finish_task(task.name)
@@ -805,8 +813,7 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Information, "About DenseLens", "<br>".join(lines),
                           QMessageBox.StandardButton.Ok, self)
         box.setTextFormat(Qt.TextFormat.RichText)  # every value from a file is escaped above
-        box.setModal(False)
-        box.show()
+        box.open()  # window-modal, without blocking the event loop
         self.about_box = box
 
     @Slot(str)

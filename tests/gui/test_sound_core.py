@@ -226,3 +226,26 @@ def test_region_menu_names_the_loaded_models_sizes(make_window, model_file):
     w = make_window(model_file)  # a 64-pixel model
     assert w.preprocess.itemText(w.preprocess.findData("center-crop")) == "Center crop 64"
     assert "resized to 73, centre 64x64" in w.preprocess.toolTip()
+
+
+def test_cancelled_slow_method_puts_the_method_of_the_shown_maps_back(make_window, model_file, images, qtbot,
+                                                                      monkeypatch):
+    import model.explain
+    from model.errors import Cancelled
+
+    _, (one, _) = images
+    w = make_window(model_file)
+    w.add_paths([one])
+    wait_explained(qtbot, w, one)
+
+    def cancelled_midway(*_a, cancelled=None, **_k):
+        raise Cancelled("Score-CAM cancelled")  # as when the user presses Cancel
+
+    monkeypatch.setattr(model.explain, "score_cam_weights", cancelled_midway)
+    shown = []
+    w.session.subscribe("tasks", lambda _t: shown.append((w.progress.isVisible(), w.cancel_button.isVisible())))
+    w.method.setCurrentIndex(w.method.findData("scorecam"))
+    qtbot.waitUntil(lambda: w.method.currentData() == "gradcam", timeout=30000)
+    assert w.session.method == "gradcam" and "cancelled" in w.statusBar().currentMessage()
+    assert shown[0] == (True, True) and not w.progress.isVisible()  # progress and Cancel came, then went
+    wait_explained(qtbot, w, one)
