@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from model.export import escape_surrogates
 from model.zoo import MODELS, PREPROCESS_MODES, choices_text, preprocess_help
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -22,7 +23,6 @@ PROGRESS_THRESHOLD = 3  # show a progress bar for more images than this
 DEFAULT_MODEL = next(iter(MODELS))
 DEVICE_HELP = "auto|cpu|cuda|cuda:N|mps"
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?", re.IGNORECASE)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class UsageError(Exception):
@@ -121,22 +121,15 @@ def preprocess_mode(args: argparse.Namespace, clf) -> str:
 def gather(paths: Sequence[str]) -> list[Path]:
     from model.images import collect_images
 
-    images, skipped = collect_images(paths)
-    if skipped:
-        print(f"note: skipped {len(skipped)} non-image file(s) in the given folders", file=sys.stderr)
-    return images
+    found = collect_images(paths)
+    if found.skipped:
+        print(f"note: skipped {len(found.skipped)} non-image file(s) in the given folders", file=sys.stderr)
+    for path, reason in found.problems:
+        print(escape_surrogates(f"warning: cannot read {path}: {reason}; skipped"), file=sys.stderr)
+    return found.images
 
 
 # -- output ---------------------------------------------------------------
-def escape_surrogates(text: str) -> str:
-    """Undecodable bytes of non-UTF-8 file names (``\\udce9``) written as JSON-style escapes.
-
-    Inside a JSON string this is the valid escape of the lone surrogate; in plain text it shows where the
-    odd byte was.  Either way stdout never raises UnicodeEncodeError.
-    """
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
 def emit(text: str, bar=None) -> None:
     """One line (or block) on stdout, above the progress bar if there is one; OutputError if it fails."""
     text = escape_surrogates(text)
@@ -170,7 +163,8 @@ def silence_stdout() -> None:
 def finish(records: list[dict], as_json: bool, failed: int) -> int:
     """Print the JSON document if asked; exit code 1 if any image failed or none was found."""
     if as_json:
-        emit(json.dumps(records, indent=2, ensure_ascii=False))
+        # ASCII-safe: valid on any console encoding; undecodable bytes of file names come out as \udcXX.
+        emit(json.dumps(records, indent=2, ensure_ascii=True))
     if not records:
         print("error: no images found in the given paths", file=sys.stderr)
     return EXIT_SOME_FAILED if failed or not records else EXIT_OK

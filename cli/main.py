@@ -33,7 +33,17 @@ from cli.common import (
 )
 
 COMMANDS = {"classify": classify, "explain": explain, "info": info, "train": train}
-PROG = "main.py"
+
+
+def program_name() -> str:
+    """The name the user ran: the executable's in a bundle (DenseLens, denselens-cli), else ``main.py``."""
+    if getattr(sys, "frozen", False) and sys.argv and sys.argv[0]:
+        name = Path(sys.argv[0]).name
+        return name[:-4] if name.lower().endswith(".exe") else name
+    return "main.py"
+
+
+PROG = program_name()
 _CLI_FLAGS = ("-h", "--help", "--version")
 USAGE = (f"{PROG} [--model MODEL] [--device DEVICE] [IMAGE ...]   (the desktop app)\n"
          f"       {PROG} COMMAND ...                                  (headless; {PROG} COMMAND --help)\n"
@@ -161,10 +171,22 @@ def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         raise OutputError(e) from e
 
 
+def _tolerant_streams() -> None:
+    """A console that cannot show a character (cp1252 and a Chinese file name) gets an escape, not a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or exotic stream: leave it as it is
+                continue
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a headless command; returns the exit code (argparse's usage errors raise SystemExit(2))."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    _tolerant_streams()
     try:
         code = _run(parser, argv)
         flush_stdout()

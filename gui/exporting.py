@@ -26,7 +26,7 @@ from gui.messages import ExportReport, ExportRequest
 from gui.session import Session
 from gui.settings import Settings
 from model.errors import ExportError
-from model.export import atomic_write
+from model.export import atomic_write, escape_surrogates
 
 
 class ExportDialog(QDialog):
@@ -168,10 +168,13 @@ class ExportController(QObject):
 
 
 def predictions_document(rows: list, fmt: str) -> str:
-    """The predictions of classified images as CSV (one row per prediction) or JSON (as the CLI prints)."""
+    """The predictions of classified images as CSV (one row per prediction) or JSON (as the CLI prints).
+
+    Both are valid UTF-8 whatever the file names: undecodable bytes of a non-UTF-8 name come out as ``\\udcXX``.
+    """
     if fmt == "json":
         return json.dumps([{"path": r.path, "predictions": [p.to_dict() for p in r.predictions or []],
-                            "error": r.error} for r in rows], indent=2, ensure_ascii=False) + "\n"
+                            "error": r.error} for r in rows], indent=2) + "\n"
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["path", "rank", "index", "label", "probability", "error"])
@@ -180,4 +183,4 @@ def predictions_document(rows: list, fmt: str) -> str:
             writer.writerow([r.path, "", "", "", "", r.error])
         for rank, p in enumerate(r.predictions or [], 1):
             writer.writerow([r.path, rank, p.index, p.label, f"{p.probability:.6f}", ""])
-    return buffer.getvalue()
+    return escape_surrogates(buffer.getvalue())  # a non-UTF-8 file name's odd bytes as \udcXX

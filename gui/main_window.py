@@ -48,6 +48,7 @@ from gui.messages import Classified, Explained, MetricsResult, ModelFailure, Mod
 from gui.predictions_panel import PredictionsPanel
 from gui.session import Session, Task
 from gui.settings import Settings
+from gui.text import display_name, display_path
 from model.cam import METHODS
 from model.render import COLORMAPS
 from model.zoo import MODELS, PREPROCESS_MODES, model_title, preprocess_help, preprocess_title
@@ -353,7 +354,7 @@ class MainWindow(QMainWindow):
     # -- images -------------------------------------------------------------------
     def add_paths(self, paths: list[str]) -> tuple[int, int]:
         """Add files/folders; returns (images added, files skipped)."""
-        images, skipped = expand_paths(paths)
+        images, skipped, problems = expand_paths(paths)
         added = self.session.add_images(images)
         self.images.add_paths(added)
         if added and self.session.model is not None:
@@ -365,7 +366,12 @@ class MainWindow(QMainWindow):
             parts.append(f"skipped {len(skipped)} non-image file{'s' * (len(skipped) != 1)}")
         if len(images) > len(added):
             parts.append(f"{len(images) - len(added)} already listed")
-        self.statusBar().showMessage(", ".join(parts), 8000)
+        if problems:
+            parts.append(f"{len(problems)} could not be read ({display_path(problems[0][0])}: {problems[0][1]}"
+                         + (", …)" if len(problems) > 1 else ")"))
+            for path, reason in problems:
+                log.warning("cannot read %s: %s", path, reason)
+        self.statusBar().showMessage(", ".join(parts), 15000 if problems else 8000)
         return len(added), len(skipped)
 
     def _classify(self, paths: list[str]) -> None:
@@ -570,10 +576,10 @@ class MainWindow(QMainWindow):
 
     def _on_current_item(self, *_args) -> None:
         item = self.images.currentItem()
-        self.session.select_image(item.data(Qt.ItemDataRole.UserRole) if item else None)
+        self.session.select_image(self.images.path_of(item))
 
     def _show_path(self, path: str | None) -> None:
-        self.setWindowTitle(f"{Path(path).name} — DenseLens" if path else "DenseLens")
+        self.setWindowTitle(f"{display_name(path)} — DenseLens" if path else "DenseLens")
         if path is None:
             self._shown_picture = None
             self.view.set_picture(None)
@@ -630,7 +636,7 @@ class MainWindow(QMainWindow):
         # when it starts the next explanation.
         self.engine.cancel_explain.set()
         self.requestExplain.emit(request)
-        self.statusBar().showMessage(f"Explaining {Path(request.path).name}…")
+        self.statusBar().showMessage(f"Explaining {display_name(request.path)}…")
 
     @Slot(object)
     def _on_explained(self, result: Explained) -> None:
@@ -647,7 +653,7 @@ class MainWindow(QMainWindow):
         if not result.error:
             cls = s.shown_class()
             label = s.model.labels[cls] if s.model and cls is not None else ""
-            self.statusBar().showMessage(f"{Path(result.path).name}: {label} · {s.layer} · "
+            self.statusBar().showMessage(f"{display_name(result.path)}: {label} · {s.layer} · "
                                          f"{METHODS[result.method].title}", 5000)
 
     def _draw(self) -> None:
@@ -673,7 +679,7 @@ class MainWindow(QMainWindow):
     def _show_image_error(self, error: str) -> None:
         self._shown_picture = None
         self.view.set_picture(None)
-        self.predictions.set_message(f"This image cannot be analysed:\n{error}")
+        self.predictions.set_message(f"This image cannot be analysed:\n{display_path(error)}")
         self.blocks.show_maps(None, {}, {}, "")
 
     def choose_class(self, class_index: int) -> None:

@@ -27,6 +27,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from model.errors import ExportError
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _RESERVED = {"con", "prn", "aux", "nul", "conin$", "conout$",
              *(f"{port}{n}" for port in ("com", "lpt") for n in ("1", "2", "3", "4", "5", "6", "7", "8", "9",
                                                                  "\u00b9", "\u00b2", "\u00b3"))}
@@ -197,3 +198,12 @@ def save_png(image: Image.Image, path: str | Path, text: dict | None = None, ove
 
 def save_npy(array: np.ndarray, path: str | Path, overwrite: bool = False, taken: OutputNames | None = None) -> Path:
     return atomic_write(path, lambda f: np.save(f, np.asarray(array, dtype=np.float32)), overwrite, taken)
+
+
+def escape_surrogates(text: str) -> str:
+    """Undecodable bytes of non-UTF-8 file names (``\\udce9``) written as JSON-style escapes.
+
+    Inside a JSON string this is the valid escape of the lone surrogate; in plain text it shows where the
+    odd byte was.  Either way stdout never raises UnicodeEncodeError.
+    """
+    return _SURROGATES.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

@@ -122,7 +122,8 @@ def test_collect_images_recurses_sorts_and_skips_non_images(tmp_path):
     (tmp_path / "readme.txt").write_text("x")
     explicit = tmp_path / "data.bin"
     explicit.write_text("x")
-    images, skipped = collect_images([tmp_path, explicit])
+    found = collect_images([tmp_path, explicit])
+    images, skipped = found.images, found.skipped
     rel = [p.relative_to(tmp_path).as_posix() for p in images]
     assert rel == ["a.JPG", "b.png", "sub/c.webp", "data.bin"]
     assert [p.name for p in skipped] == ["data.bin", "readme.txt"]
@@ -146,3 +147,38 @@ def test_postscript_named_jpg_is_refused_without_starting_a_program(tmp_path, mo
     with pytest.raises(ImageLoadError, match="photo.jpg: not an image, or a format this app cannot read"):
         load_image(path)
     assert started == []
+
+
+def test_large_16_bit_greyscale_decodes_within_a_bounded_memory(tmp_path):
+    """A 9000x9000 16-bit PNG once took 5 GB through float64 conversions; by bands it stays near its RGB size."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "grey16.png"
+    Image.fromarray(np.tile(np.arange(9000, dtype=np.uint16) * 7, (9000, 1))).save(path, compress_level=1)
+    code = ("import resource, sys; from model.images import load_image; img = load_image(sys.argv[1]); "
+            "print(img.image.mode, *img.image.size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    mode, w, h, peak_mb = out.stdout.split()
+    assert (mode, w, h) == ("RGB", "9000", "9000"), out.stderr
+    assert int(peak_mb) < 1100  # decoded 16-bit (162 MB) + RGB (243 MB) + bands; 2.2 GB before
+
+
+def test_picture_over_the_decode_budget_is_refused_naming_the_limit(tmp_path, monkeypatch):
+    import model.images
+
+    monkeypatch.setattr(model.images, "DECODE_BUDGET_BYTES", 1 << 20)
+    path = save_image(tmp_path / "big.png", size=(1000, 800))
+    message = r"big.png: a 1000x800 RGB picture needs about 5 MB to decode, over this app's limit of 1 MB"
+    with pytest.raises(ImageLoadError, match=message):
+        load_image(path)
+
+
+def test_16_bit_conversion_rounds_like_dividing_by_257():
+    from model.images import _to_rgb
+
+    values = np.array([[0, 128, 129, 385, 65535, 40_000]], dtype=np.uint16)
+    rgb = np.asarray(_to_rgb(Image.fromarray(values)))
+    assert rgb[0, :, 0].tolist() == np.round(values[0] / 257.0).astype(np.uint8).tolist()
