@@ -609,8 +609,10 @@ class MainWindow(QMainWindow):
             return
         result = s.results.get(s.current_path)
         error = result.error if result is not None else None
-        if error is None and s.explanation is not None and s.explanation.path == s.current_path:
-            error = s.explanation.error
+        ex = s.explanation
+        if error is None and ex is not None and (ex.path, ex.method, ex.preprocess) == (s.current_path, s.method,
+                                                                                      s.region):
+            error = ex.error  # a failed explanation is shown until the picture, method or region changes
         if error:
             self._show_image_error(error)
             return
