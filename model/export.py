@@ -16,6 +16,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -134,6 +135,17 @@ def _candidates(path: Path, taken: OutputNames | None):
     return (p for p in names if taken is None or p not in taken)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: done under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], overwrite: bool = False,
                  taken: OutputNames | None = None) -> Path:
     """Write via a temporary file in the same folder, then rename; return the final path.
@@ -148,6 +160,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], overwrite:
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{truncate_utf8(path.stem, 80)}.", suffix=".part")
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600: give the file the mode the user's umask asks for
+            os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -199,3 +199,17 @@ def test_overlay_opacity(tmp_path):
     assert overlay(img, heat, alpha=1.0, colormap="grey").getpixel((0, 0)) == (255, 255, 255)
     with pytest.raises(ValueError):
         overlay(img, heat, alpha=1.5)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    import os
+
+    from model.export import atomic_write
+
+    old = os.umask(umask)
+    try:
+        path = atomic_write(tmp_path / "out.png", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
