@@ -51,6 +51,11 @@ def add_parser(sub) -> None:
     p.add_argument("--raw", action="store_true", help="also write raw maps (.npy float32 and 16-bit PNG)")
     p.add_argument("--metrics", action="store_true",
                    help="faithfulness figures: deletion/insertion AUC, confidence with the top 20%% kept")
+    p.add_argument("--by-source", action="store_true",
+                   help="split each dense block's map by the layer whose features carry it: each source's share "
+                   "of the positive evidence (the block input, denselayer1, ...) and an overlay per source "
+                   "(with --raw also each signed part before ReLU as .npy; the parts add up to the map). "
+                   "Gradient methods only")
     p.add_argument("--overwrite", action="store_true",
                    help="replace files left by earlier runs instead of adding _2, _3 (files of this run are "
                    "never replaced)")
@@ -68,6 +73,8 @@ def check_args(args: argparse.Namespace, valid_layers: list[str]) -> list[str]:
         raise UsageError("--alpha must be between 0.0 and 1.0")
     if args.topk < 1:
         raise UsageError("--topk must be at least 1")
+    if args.by_source and not METHODS[args.method].needs_gradients:
+        raise UsageError(f"--by-source needs a gradient method, not {args.method}")
     layers: list[str] = []
     for name in args.layer or [default_layer(valid_layers)]:
         expanded = [n for n in valid_layers if n.startswith("denseblock")] if name == ALL_BLOCKS else [name]
@@ -76,6 +83,8 @@ def check_args(args: argparse.Namespace, valid_layers: list[str]) -> list[str]:
                 raise UsageError(f"unknown layer {n!r}; choose from {', '.join([*valid_layers, ALL_BLOCKS])}")
             if n not in layers:
                 layers.append(n)
+    if args.by_source and not any(n.startswith("denseblock") for n in layers):
+        raise UsageError(f"--by-source splits dense blocks only; add a --layer denseblockN or {ALL_BLOCKS}")
     return layers
 
 
@@ -140,6 +149,8 @@ def explain_one(clf, path: Path, layers: list[str], args: argparse.Namespace, ou
             entry["metrics"] = faithfulness(clf, explanation.prepared.tensor[None], m.analysed,
                                             m.class_index).to_dict()
         entries.append(entry)
+    if args.by_source:
+        add_sources(clf, explanation, entries, out, model_name, args, taken)
     grids = {}
     if len([n for n in layers if n.startswith("denseblock")]) > 1:
         for class_index in dict.fromkeys(m.class_index for m in explanation.maps):
@@ -155,6 +166,22 @@ def explain_one(clf, path: Path, layers: list[str], args: argparse.Namespace, ou
     return result
 
 
+def add_sources(clf, explanation, entries: list[dict], out: Path, model_name: str, args: argparse.Namespace,
+                taken=None) -> None:
+    """``--by-source``: each dense-block entry gets ``sources`` (share and files per source)."""
+    from model.sources import export_sources, split_sources
+
+    blocks = list(dict.fromkeys(m.layer for m in explanation.maps if m.layer.startswith("denseblock")))
+    classes = list(dict.fromkeys(m.class_index for m in explanation.maps))
+    splits = split_sources(clf, explanation.prepared, blocks, classes, explanation.method)
+    by_key = {(s.layer, s.class_index): s for s in splits}
+    for entry in entries:
+        split = by_key.get((entry["layer"], entry["class_index"]))
+        if split is not None:
+            entry["sources"] = export_sources(explanation, split, out, model_name, args.raw, args.colormap,
+                                              args.alpha, args.overwrite, taken)
+
+
 def summary(record: dict) -> str:
     top = record["predictions"][0] if record["predictions"] else None
     head = f"{record['path']}: {top['label']} {top['probability'] * 100:.1f}%" if top else record["path"]
@@ -165,6 +192,11 @@ def summary(record: dict) -> str:
         extra = (f"  deletion {metrics['deletion_auc']:.3f} insertion {metrics['insertion_auc']:.3f} "
                  f"top-20% {metrics['confidence_change_top20']:+.3f}") if metrics else ""
         lines.append(f"  {e['layer']} · {e['label']}: {written}{extra}")
+        for source in e.get("sources", []):
+            share = source["share"]
+            share = "no positive evidence" if share is None else f"{share * 100:.1f}% of the evidence"
+            start, end = source["channels"]
+            lines.append(f"    {source['source']} (channels {start}-{end - 1}): {share}")
     for g in record.get("grids", {}).values():
         lines.append(f"  grid: {Path(g).name}")
     return "\n".join(lines)

@@ -36,11 +36,15 @@ from gui.messages import (
     MetricsResult,
     ModelFailure,
     ModelInfo,
+    SourcesRequest,
+    SourcesResult,
 )
+from gui.session import MAX_TOPK
 
 log = logging.getLogger("denselens.engine")
 THUMBNAIL = 96  # the image list's thumbnails
 TILE = 132  # the block panel's tiles
+SOURCE_SIDE = 512  # the size at which each source's part of a map is sent (it is shown over the picture)
 CLASSIFY_STEP = 4  # images per step of a batch, between which other requests are served
 
 
@@ -62,6 +66,7 @@ class Engine(QObject):
     taskProgress = Signal(str, int, int)  # task name, done, total
     exportFinished = Signal(object)  # ExportReport
     metricsReady = Signal(object)  # MetricsResult
+    sourcesReady = Signal(object)  # SourcesResult
     problem = Signal(str)
 
     def __init__(self) -> None:
@@ -79,7 +84,7 @@ class Engine(QObject):
         self.cancel_batch = threading.Event()
         self.cancel_explain = threading.Event()
         self.cancel_export = threading.Event()
-        self._settings = {"topk": 5, "preprocess": "full"}
+        self._preprocess = "full"  # how the batch classifies
 
     # -- requests (queued from the GUI thread) ---------------------------
     @Slot(str, str)
@@ -113,9 +118,14 @@ class Engine(QObject):
         self._others.append(("metrics", request))
         self._schedule()
 
-    @Slot(int, str)
-    def configure(self, topk: int, preprocess: str) -> None:
-        self._settings = {"topk": topk, "preprocess": preprocess}
+    @Slot(object)
+    def sources(self, request: SourcesRequest) -> None:
+        self._others.append(("sources", request))
+        self._schedule()
+
+    @Slot(str)
+    def configure(self, preprocess: str) -> None:
+        self._preprocess = preprocess
 
     # -- the loop ------------------------------------------------------------
     def _schedule(self) -> None:
@@ -135,7 +145,7 @@ class Engine(QObject):
                 self._do_explain(request)
             elif self._others:
                 kind, request = self._others.popleft()
-                (self._do_export if kind == "export" else self._do_metrics)(request)
+                {"export": self._do_export, "metrics": self._do_metrics, "sources": self._do_sources}[kind](request)
             elif self._classify:
                 self._do_classify_step()
         except Exception as e:  # noqa: BLE001 - a worker error must never leave the GUI waiting
@@ -198,9 +208,9 @@ class Engine(QObject):
         for _ in range(min(CLASSIFY_STEP, len(self._classify))):
             path = self._classify.popleft()
             try:
-                prepared = self._clf.prepare(path, self._settings["preprocess"])
+                prepared = self._clf.prepare(path, self._preprocess)
                 logits = self._clf.logits(prepared.tensor[None])
-                preds = self._clf.top_predictions(logits, self._settings["topk"])[0]
+                preds = self._clf.top_predictions(logits, MAX_TOPK)[0]  # lists and exports show the first k
                 result = Classified(path, preds, None, _thumbnail(prepared.loaded.image, THUMBNAIL), self._load_id)
             except DenseLensError as e:
                 result = Classified(path, None, str(e), load_id=self._load_id)
@@ -313,6 +323,26 @@ class Engine(QObject):
         except Exception as e:  # noqa: BLE001
             result.error = _unexpected("Measuring faithfulness", e)
         self.metricsReady.emit(result)
+
+
+    def _do_sources(self, request: SourcesRequest) -> None:
+        from model.display import heat_view
+        from model.errors import DenseLensError
+        from model.sources import split_sources
+
+        result = SourcesResult(request.request_id, request.path, request.layer, request.class_index, request.method,
+                               request.preprocess, load_id=self._load_id)
+        try:
+            prepared = self._analysis_for(request.path, request.preprocess).prepared
+            split = split_sources(self._clf, prepared, [request.layer], [request.class_index], request.method)[0]
+            result.label, result.names, result.shares = split.label, split.names, split.shares
+            result.channels = [(s.start, s.end) for s in split.sources]
+            result.maps = [heat_view(split.source_map(i), SOURCE_SIDE) for i in range(len(split.sources))]
+        except (DenseLensError, ValueError) as e:
+            result.error = str(e)
+        except Exception as e:  # noqa: BLE001
+            result.error = _unexpected("Splitting the evidence by source", e)
+        self.sourcesReady.emit(result)
 
 
 def _version(package: str) -> str:

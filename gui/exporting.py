@@ -7,7 +7,8 @@ import io
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QStandardPaths, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -26,13 +27,13 @@ from gui.messages import ExportReport, ExportRequest
 from gui.session import Session
 from gui.settings import Settings
 from model.errors import ExportError
-from model.export import atomic_write, escape_surrogates
+from model.export import atomic_write, describe_os_error, escape_surrogates
 
 
 class ExportDialog(QDialog):
     """Where to and what: overlay, heatmap only, raw map, grid of blocks."""
 
-    def __init__(self, title: str, folder: str, parent=None) -> None:
+    def __init__(self, title: str, folder: str, parent=None, choices: dict[str, bool] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         layout = QVBoxLayout(self)
@@ -49,10 +50,12 @@ class ExportDialog(QDialog):
         self.heatmap = QCheckBox("Heatmap only")
         self.raw = QCheckBox("Raw map (.npy float32 and 16-bit PNG)")
         self.grid = QCheckBox("Grid of all dense blocks")
-        self.overlay.setChecked(True)
-        for box in (self.overlay, self.heatmap, self.raw, self.grid):
+        choices = choices or {"overlay": True}
+        for kind, box in self.boxes().items():
+            box.setChecked(bool(choices.get(kind)))
             layout.addWidget(box)
-        layout.addWidget(QLabel("Existing files are never overwritten; new ones get a _2, _3… suffix."))
+        layout.addWidget(QLabel("Missing folders are created. Existing files are never overwritten; new ones get "
+                                "a _2, _3… suffix."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -62,6 +65,12 @@ class ExportDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Export to", self.folder.text())
         if folder:
             self.folder.setText(folder)
+
+    def boxes(self) -> dict[str, QCheckBox]:
+        return {"overlay": self.overlay, "heatmap": self.heatmap, "raw": self.raw, "grid": self.grid}
+
+    def choices(self) -> dict[str, bool]:
+        return {kind: box.isChecked() for kind, box in self.boxes().items()}
 
     def kinds(self) -> tuple[str, ...]:
         return tuple(k for k, box in (("overlay", self.overlay), ("heatmap", self.heatmap), ("raw", self.raw))
@@ -83,12 +92,30 @@ class ExportController(QObject):
         self.w, self.session, self.settings = window, session, settings
         self.requestExport.connect(engine.export)
         engine.exportFinished.connect(self._on_finished)
+        self.open_button = QPushButton("Open export folder")
+        self.open_button.setToolTip("Show the exported files in the file manager")
+        self.open_button.clicked.connect(self.open_folder)
+        self.open_button.hide()
+        window.statusBar().addPermanentWidget(self.open_button)
+        self._last_folder = ""
+
+    def export_folder(self) -> str:
+        """Where exports go: the last export folder, else the user's Pictures/DenseLens."""
+        folder = self.settings.export_folder()
+        if folder and Path(folder).is_dir():
+            return folder
+        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        return str(Path(pictures or Path.home()) / "DenseLens")
 
     def _ask(self, title: str) -> ExportDialog | None:
-        dialog = ExportDialog(title, self.settings.last_folder(), self.w)
+        dialog = ExportDialog(title, self.export_folder(), self.w, self.settings.export_choices())
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         return dialog
+
+    def open_folder(self) -> None:
+        if self._last_folder:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self._last_folder))
 
     def export_current(self, dialog: ExportDialog | None = None) -> int | None:
         s = self.session
@@ -114,15 +141,20 @@ class ExportController(QObject):
 
     def _start(self, dialog: ExportDialog, paths: list[str], classes: list[int] | None) -> int | None:
         s = self.session
-        folder = dialog.folder.text().strip()
+        folder = dialog.folder.text().strip() or self.export_folder()
         kinds = dialog.kinds()
+        self.settings.set_export_choices(dialog.choices())
         if not kinds and not dialog.grid.isChecked():
             self.w.statusBar().showMessage("Choose at least one kind of file to export", 5000)
             return None
-        if not Path(folder).is_dir():
-            self.w.show_error("Cannot export", f"{folder or 'No folder given'}: not an existing folder")
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.w.show_error("Cannot export", f"Cannot create the folder {folder}: {describe_os_error(e)}")
             return None
-        self.settings.set_last_folder(folder)
+        self.settings.set_export_folder(folder)
+        self._last_folder = folder
+        self.open_button.hide()
         layers = [s.layer]
         if dialog.grid.isChecked():
             layers += [b for b in s.model.taps if b.startswith("denseblock") and b not in layers]
@@ -140,8 +172,10 @@ class ExportController(QObject):
             self.w.show_error("Some exports failed", f"{len(report.written)} file(s) written; "
                               f"{len(report.errors)} failed:\n{shown}")
         else:
-            what = "cancelled after" if report.cancelled else "wrote"
-            self.w.statusBar().showMessage(f"Export {what} {len(report.written)} file(s)", 8000)
+            what = "cancelled after writing" if report.cancelled else "wrote"
+            self.w.statusBar().showMessage(f"Export {what} {len(report.written)} file(s) to {self._last_folder}",
+                                           30000)
+            self.open_button.setVisible(bool(report.written))
         self.finished.emit(report)
 
     # -- predictions table -------------------------------------------------------------
@@ -153,11 +187,13 @@ class ExportController(QObject):
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self.w, "Export predictions",
-                                                  str(Path(self.settings.last_folder()) / f"predictions.{fmt}"),
+                                                  str(Path(self.export_folder()) / f"predictions.{fmt}"),
                                                   f"{fmt.upper()} (*.{fmt})")
             if not path:
                 return None
-        data = predictions_document(rows, fmt)
+        if Path(path).suffix.lower() != f".{fmt}":
+            path = f"{path}.{fmt}"  # a name typed without its extension gets it
+        data = predictions_document(rows, fmt, s.topk)
         try:
             written = atomic_write(path, lambda f: f.write(data.encode("utf-8")), overwrite=True)
         except ExportError as e:
@@ -167,13 +203,13 @@ class ExportController(QObject):
         return str(written)
 
 
-def predictions_document(rows: list, fmt: str) -> str:
+def predictions_document(rows: list, fmt: str, topk: int) -> str:
     """The predictions of classified images as CSV (one row per prediction) or JSON (as the CLI prints).
 
     Both are valid UTF-8 whatever the file names: undecodable bytes of a non-UTF-8 name come out as ``\\udcXX``.
     """
     if fmt == "json":
-        return json.dumps([{"path": r.path, "predictions": [p.to_dict() for p in r.predictions or []],
+        return json.dumps([{"path": r.path, "predictions": [p.to_dict() for p in (r.predictions or [])[:topk]],
                             "error": r.error} for r in rows], indent=2) + "\n"
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -181,6 +217,6 @@ def predictions_document(rows: list, fmt: str) -> str:
     for r in rows:
         if r.error:
             writer.writerow([r.path, "", "", "", "", r.error])
-        for rank, p in enumerate(r.predictions or [], 1):
+        for rank, p in enumerate((r.predictions or [])[:topk], 1):
             writer.writerow([r.path, rank, p.index, p.label, f"{p.probability:.6f}", ""])
     return escape_surrogates(buffer.getvalue())  # a non-UTF-8 file name's odd bytes as \udcXX

@@ -100,7 +100,7 @@ class ImageList(QListWidget):
         top = predictions[0]
         if thumbnail is not None:
             item.setIcon(QIcon(rgb_pixmap(thumbnail)))
-        item.setText(f"{name}\n{top.label} · {top.probability * 100:.0f}%")
+        item.setText(f"{name}\n{top.label} · {top.probability * 100:.1f}%")
         item.setToolTip(plain_tooltip(f"{display_path(path)}\n{top.label}: {top.probability * 100:.1f}%"))
         item.setData(STATE_ROLE, "done")
 

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QKeyEvent, QPainter, QPainterPath, QPen, QPixmap, QWheelEvent
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QKeyEvent,
+    QLinearGradient,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QGraphicsPathItem,
     QGraphicsPixmapItem,
@@ -17,6 +28,8 @@ from gui.qimages import indexed_image, rgb_pixmap
 from model.render import colour_table
 
 PEEK_KEY = Qt.Key.Key_Space  # hold to see the picture without the heatmap
+EMPTY_HINT = "Drop pictures or folders here\nor use File ▸ Open (Ctrl+O)"
+LEVELS = 254  # heat indices 0..254 (255: outside the analysed region), as model.display makes them
 
 
 class ImageView(QGraphicsView):
@@ -37,6 +50,8 @@ class ImageView(QGraphicsView):
         self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform | QPainter.RenderHint.Antialiasing)
         self.setBackgroundBrush(QBrush(self.palette().color(self.backgroundRole()).darker(115)))
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        # The legend and hints are drawn over the viewport: a pan must repaint, not scroll, the pixels.
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self._picture = QGraphicsPixmapItem()
         self._picture.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._heat = QGraphicsPixmapItem()
@@ -53,6 +68,9 @@ class ImageView(QGraphicsView):
         self._opacity = 0.5
         self._overlay_on = True
         self._fit = True
+        self._busy: str | None = None
+        self._hover: float | None = None  # heat under the cursor, 0..1 of the map's peak
+        self.setMouseTracking(True)
         self.set_region(None)
 
     # -- content ------------------------------------------------------------
@@ -70,7 +88,32 @@ class ImageView(QGraphicsView):
 
     def set_heat(self, index: np.ndarray | None) -> None:
         self._heat_index = index
+        self._hover = None
         self._refresh_heat()
+        self.viewport().update()
+
+    def set_busy(self, text: str | None) -> None:
+        """Dim what is shown and say what is coming (None: the view is current)."""
+        if text != self._busy:
+            self._busy = text
+            self.viewport().update()
+
+    def is_busy(self) -> bool:
+        return self._busy is not None
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def heat_at(self, scene_point: QPointF) -> float | None:
+        """The heat at a picture position as a fraction of the map's peak (None: no heat there)."""
+        index, picture = self._heat_index, self._picture.pixmap()
+        if index is None or picture.isNull():
+            return None
+        x = int(scene_point.x() * index.shape[1] / picture.width())
+        y = int(scene_point.y() * index.shape[0] / picture.height())
+        if not (0 <= x < index.shape[1] and 0 <= y < index.shape[0]) or index[y, x] > LEVELS:
+            return None
+        return float(index[y, x]) / LEVELS
 
     def set_region(self, box: tuple[float, float, float, float] | None) -> None:
         """Show where a center-crop analysis looked (None: the whole picture)."""
@@ -95,10 +138,12 @@ class ImageView(QGraphicsView):
     def set_opacity(self, value: float) -> None:
         self._opacity = value
         self._heat.setOpacity(value)
+        self.viewport().update()
 
     def set_overlay_visible(self, visible: bool) -> None:
         self._overlay_on = visible
         self._heat.setVisible(visible and self._heat_index is not None)
+        self.viewport().update()
 
     def _refresh_heat(self) -> None:
         if self._heat_index is None:
@@ -143,6 +188,72 @@ class ImageView(QGraphicsView):
         self._fit = False
         self.scale(factor, factor)
         self.zoomChanged.emit(self.transform().m11())
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        super().mouseMoveEvent(event)
+        hover = self.heat_at(self.mapToScene(event.position().toPoint()))
+        if hover != self._hover:
+            self._hover = hover
+            self.viewport().update()
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self._hover = None
+        self.viewport().update()
+        super().leaveEvent(event)
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        """In view coordinates: the empty-state hint, the busy veil, the colour bar and the zoom."""
+        painter.save()
+        painter.resetTransform()
+        area = QRectF(self.viewport().rect())
+        if self._picture.pixmap().isNull():
+            painter.setPen(self.palette().color(self.foregroundRole()))
+            font = painter.font()
+            font.setPointSizeF(font.pointSizeF() * 1.4)
+            painter.setFont(font)
+            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self._busy or EMPTY_HINT)
+        else:
+            if self._busy:
+                painter.fillRect(area, QColor(0, 0, 0, 120))
+                painter.setPen(Qt.GlobalColor.white)
+                painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self._busy)
+            self._draw_legend(painter, area)
+        painter.restore()
+
+    def _draw_legend(self, painter: QPainter, area: QRectF) -> None:
+        metrics = painter.fontMetrics()
+        pad, bar_w, bar_h = 8, 120, 10
+        zoom = f"{self.zoom() * 100:.0f}%"
+        box_h = metrics.height() + 2 * pad
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 150))
+        zoom_box = QRectF(pad, area.height() - box_h - pad, metrics.horizontalAdvance(zoom) + 2 * pad, box_h)
+        painter.drawRoundedRect(zoom_box, 4, 4)
+        painter.setPen(Qt.GlobalColor.white)
+        painter.drawText(zoom_box, Qt.AlignmentFlag.AlignCenter, zoom)
+        if self._heat_index is None or not self._heat.isVisible():
+            return
+        value = "—" if self._hover is None else f"{self._hover * 100:.0f}% of peak"
+        text_w = max(metrics.horizontalAdvance(t) for t in ("100% of peak", "low", "peak"))
+        width = bar_w + text_w + 4 * pad
+        box = QRectF(area.width() - width - pad, area.height() - box_h - pad, width, box_h)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.drawRoundedRect(box, 4, 4)
+        bar = QRectF(box.left() + pad, box.center().y() - bar_h / 2, bar_w, bar_h)
+        gradient = QLinearGradient(bar.topLeft(), bar.topRight())
+        table = colour_table(self._colormap)
+        for i in range(0, LEVELS + 1, 17):
+            r, g, b, _a = table[i]
+            gradient.setColorAt(i / LEVELS, QColor(r, g, b))
+        painter.setBrush(QBrush(gradient))
+        painter.drawRect(bar)
+        if self._hover is not None:
+            painter.setPen(QPen(Qt.GlobalColor.white, 2))
+            x = bar.left() + self._hover * bar.width()
+            painter.drawLine(QPointF(x, bar.top() - 3), QPointF(x, bar.bottom() + 3))
+        painter.setPen(Qt.GlobalColor.white)
+        painter.drawText(QRectF(bar.right() + 2 * pad, box.top(), text_w, box_h),
+                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, value)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
         steps = event.angleDelta().y() / 120

@@ -15,8 +15,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtCore import QStandardPaths, Qt, QThread, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,6 +34,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLayout,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -48,6 +58,7 @@ from gui.messages import Classified, Explained, MetricsResult, ModelFailure, Mod
 from gui.predictions_panel import PredictionsPanel
 from gui.session import Session, Task
 from gui.settings import Settings
+from gui.sources_panel import SourcesPanel
 from gui.text import display_name, display_path
 from model.cam import METHODS
 from model.render import COLORMAPS
@@ -63,8 +74,9 @@ class MainWindow(QMainWindow):
     requestClassify = Signal(object)
     requestExplain = Signal(object)
     requestMetrics = Signal(object)
-    requestConfigure = Signal(int, str)
+    requestConfigure = Signal(str)
     requestDropBatch = Signal()
+    requestSources = Signal(object)
     # GUI-thread notifications (for whoever watches the window, tests included)
     modelChanged = Signal(object)  # ModelInfo
     modelLoadFailed = Signal(object)  # ModelFailure
@@ -76,7 +88,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("DenseLens")
         self.setAcceptDrops(True)
-        self.setMinimumSize(900, 560)
+        self.setMinimumSize(760, 520)
         self.settings = s = settings or Settings()
         self.device = device or s.device()  # a command-line device is used, not saved
         self.session = Session(layer=s.layer(), method=s.method(), colormap=s.colormap(), opacity=s.opacity(),
@@ -87,6 +99,8 @@ class MainWindow(QMainWindow):
         self._refresh_pending = False
         self._shown_picture = None  # the array the view shows, to skip redrawing the same picture
         self._last_request: tuple | None = None  # what the explanation on its way was asked for
+        self._shown_key: tuple | None = None  # (path, method, region) of the maps on screen
+        self._sources_asked: tuple | None = None  # what the split on its way was asked for
 
         self._build_widgets()
         self._build_actions()
@@ -95,6 +109,7 @@ class MainWindow(QMainWindow):
         self._start_engine()
         self.exporter = ExportController(self, self.session, self.engine, self.settings)
         self.errorReported.connect(self.show_error)
+        self.update_actions()
         if autoload:
             QTimer.singleShot(0, lambda: self.load_model(model or s.model()))
 
@@ -127,10 +142,19 @@ class MainWindow(QMainWindow):
         self.all_taps.setToolTip("Show the transitions' and the final norm's heatmaps beside the dense blocks")
         col.addWidget(self.all_taps)
         col.addWidget(self.blocks)
+        self.split_box = QCheckBox("Which layers carry the evidence")
+        self.split_box.setToolTip("Split the dense block's map by source: the block's input and each dense layer's "
+                                  "new features (a block's output is their concatenation)")
+        self.split_box.toggled.connect(self._on_split)
+        col.addWidget(self.split_box)
+        self.sources_panel = SourcesPanel()
+        self.sources_panel.sourceChosen.connect(self.choose_source)
+        self.sources_panel.setVisible(False)
+        col.addWidget(self.sources_panel)
         col.addWidget(self.metrics_button)
         col.addWidget(self.metrics_label)
         col.addStretch(1)
-        side = QScrollArea()  # on small screens the panel scrolls instead of squashing its tiles
+        self.side = side = QScrollArea()  # on small screens the panel scrolls instead of squashing its tiles
         side.setWidget(right)
         side.setWidgetResizable(True)
         side.setFrameShape(QFrame.Shape.NoFrame)
@@ -139,8 +163,12 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.images)
         self.splitter.addWidget(self.view)
         self.splitter.addWidget(side)
+        self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([220, 640, 330])
+        self.splitter.setStretchFactor(2, 0)
+        self.images.setMinimumWidth(120)
+        self.view.setMinimumWidth(240)
+        self.splitter.setSizes([200, 640, 330])
         self.setCentralWidget(self.splitter)
 
         bar = self.statusBar()
@@ -211,13 +239,16 @@ class MainWindow(QMainWindow):
         self.export_action = self._action("&Export heatmap…", lambda: self.exporter.export_current(),
                                           QKeySequence.StandardKey.Save, "Save the current heatmap")
         file.addAction(self.export_action)
-        file.addAction(self._action("Export &all…", lambda: self.exporter.export_all(), "Ctrl+Shift+S",
-                                    "Save heatmaps for every listed image"))
-        file.addAction(self._action("Export predictions as &CSV…", lambda: self.exporter.export_predictions("csv")))
-        file.addAction(self._action("Export predictions as &JSON…",
-                                    lambda: self.exporter.export_predictions("json")))
-        file.addAction(self._action("&Copy overlay", self.copy_overlay, "Ctrl+Shift+C",
-                                    "Copy the picture with its heatmap to the clipboard"))
+        self.export_all_action = self._action("Export &all…", lambda: self.exporter.export_all(), "Ctrl+Shift+S",
+                                              "Save heatmaps for every listed image")
+        self.export_csv_action = self._action("Export predictions as &CSV…",
+                                              lambda: self.exporter.export_predictions("csv"))
+        self.export_json_action = self._action("Export predictions as &JSON…",
+                                               lambda: self.exporter.export_predictions("json"))
+        self.copy_action = self._action("&Copy overlay", self.copy_overlay, "Ctrl+Shift+C",
+                                        "Copy the picture with its heatmap to the clipboard")
+        for action in (self.export_all_action, self.export_csv_action, self.export_json_action, self.copy_action):
+            file.addAction(action)
         file.addSeparator()
         file.addAction(self._action("&Remove selected", lambda: self.remove_images(self.images.selected_paths())))
         file.addAction(self._action("C&lear list", self.clear_images))
@@ -258,6 +289,11 @@ class MainWindow(QMainWindow):
         self._fill_devices(["cpu"])
 
         help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self._action("&Keyboard shortcuts", self.show_shortcuts,
+                                         QKeySequence.StandardKey.HelpContents))
+        help_menu.addAction(self._action("Open &log folder", self.open_log_folder,
+                                         tip="Show the folder holding denselens.log"))
+        help_menu.addSeparator()
         help_menu.addAction(self._action("&About DenseLens", self.about))
 
     def _fill_recent(self) -> None:
@@ -324,6 +360,7 @@ class MainWindow(QMainWindow):
         s.subscribe("tasks", lambda _v: self._show_task())
         s.subscribe("method", lambda method: self._set_combo(self.method, method))
         s.subscribe("metrics", self._show_metrics)
+        s.subscribe("source", lambda _v: self._schedule_refresh())
 
     def _start_engine(self) -> None:
         self.thread = QThread(self)
@@ -348,8 +385,10 @@ class MainWindow(QMainWindow):
         self.engine.taskProgress.connect(self._on_task_progress)
         self.engine.metricsReady.connect(self._on_metrics)
         self.engine.problem.connect(self._on_problem)
+        self.requestSources.connect(self.engine.sources)
+        self.engine.sourcesReady.connect(self._on_sources)
         self.thread.start()
-        self.requestConfigure.emit(self.session.topk, self.session.region)
+        self.requestConfigure.emit(self.session.region)
 
     # -- images -------------------------------------------------------------------
     def add_paths(self, paths: list[str]) -> tuple[int, int]:
@@ -566,6 +605,7 @@ class MainWindow(QMainWindow):
         self.images.set_result(result.path, result.predictions, result.error, result.thumbnail)
         if result.error and result.path == self.session.current_path:
             self._show_image_error(result.error)
+        self.update_actions()
 
     @Slot()
     def _on_batch_finished(self) -> None:
@@ -582,7 +622,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{display_name(path)} — DenseLens" if path else "DenseLens")
         if path is None:
             self._shown_picture = None
+            self._shown_key = None
+            self.view.set_busy(None)
             self.view.set_picture(None)
+            self.update_actions()
             self.predictions.set_message("Drop images here or use File ▸ Open.")
             self.blocks.show_maps(None, {}, {}, "")
             return
@@ -601,10 +644,21 @@ class MainWindow(QMainWindow):
             self._refresh_pending = True
             QTimer.singleShot(0, self.refresh)
 
+    def update_actions(self) -> None:
+        """Enable what can apply now: nothing to export or measure before a picture is explained."""
+        s = self.session
+        shown = s.current_explanation() is not None and not self.view.is_busy()
+        for widget in (self.export_action, self.copy_action, self.metrics_button):
+            widget.setEnabled(shown)
+        self.export_all_action.setEnabled(any(r.error is None for r in s.results.values()))  # listed pictures only
+        self.export_csv_action.setEnabled(bool(s.results))
+        self.export_json_action.setEnabled(bool(s.results))
+
     def refresh(self) -> None:
         """Draw the current picture's maps if the session holds them, else ask the engine for them."""
         self._refresh_pending = False
         s = self.session
+        self.update_actions()
         if s.model is None or s.current_path is None:
             return
         result = s.results.get(s.current_path)
@@ -618,7 +672,14 @@ class MainWindow(QMainWindow):
             return
         if s.has_current_maps():
             self._draw()
-        elif s.pending.get("explain") is None or not self._pending_matches():
+            self._show_sources()
+            return
+        if self._shown_key != (s.current_path, s.method, s.region):
+            # What is on screen belongs to another picture, method or region: say so until the answer comes.
+            self.view.set_busy(f"Analysing {display_name(s.current_path)}…")
+            self.predictions.set_message("Analysing…")
+            self.update_actions()
+        if s.pending.get("explain") is None or not self._pending_matches():
             self.request_explanation()
 
     def _pending_matches(self) -> bool:
@@ -650,6 +711,7 @@ class MainWindow(QMainWindow):
             shown = s.explanation
             if shown is not None and shown.path == s.current_path and not shown.error:
                 s.method = shown.method  # back to the method of the maps on screen
+            self.view.set_busy(None)
             self.statusBar().showMessage(f"{METHODS[result.method].title} cancelled", 5000)
             return
         if not result.error:
@@ -663,9 +725,17 @@ class MainWindow(QMainWindow):
         ex = s.current_explanation()
         cls = s.shown_class()
         view = ex.heat[(s.layer, cls)]
+        split = s.current_sources()
+        if s.source is not None and split is not None and s.source < len(split.maps):
+            view = split.maps[s.source]  # one source's part of the block's map
+            self.statusBar().showMessage(f"Showing the part of {s.layer}'s map that {split.names[s.source]} "
+                                         f"carries ({split.channels[s.source][0]}-{split.channels[s.source][1]}); "
+                                         "choose it again for the whole map", 10000)
         if ex.picture is not self._shown_picture:
             self._shown_picture = ex.picture
             self.view.set_picture(ex.picture)
+        self._shown_key = (ex.path, ex.method, ex.preprocess)
+        self.view.set_busy(None)
         self.view.set_region(ex.crop_box)
         self.predictions.set_predictions(ex.predictions, cls)
         self.view.set_heat(view.index if view.status == "ok" else None)
@@ -676,10 +746,54 @@ class MainWindow(QMainWindow):
         messages = {layer: hv.message for (layer, c), hv in ex.tiles.items() if c == cls and hv.status != "ok"}
         self.blocks.show_maps(ex.thumbnail, tiles, messages, f"{view.label} · {METHODS[ex.method].title}")
         self.blocks.select(s.layer)
+        self.update_actions()
         self.explanationShown.emit(ex)
+
+    def _on_split(self, checked: bool) -> None:
+        self.session.split_sources = checked
+        self.session.source = None
+        self.sources_panel.setVisible(checked)
+        self._schedule_refresh()
+
+    def _show_sources(self) -> None:
+        """The split of the main view's map by source, asked for when the panel is open and it is not held."""
+        s = self.session
+        if not s.split_sources:
+            return
+        split = s.current_sources()
+        if split is not None and not split.error:
+            self.sources_panel.set_sources(split.layer, split.label, split.names, split.shares, split.channels)
+            self.sources_panel.select(s.source)
+            return
+        if split is not None:
+            self.sources_panel.clear(split.error)
+        elif not s.can_split_sources():
+            self.sources_panel.clear("Choose a dense block and a gradient method to see which of its layers carry "
+                                     "the evidence.")
+        else:
+            if s.pending.get("sources") is None or self._sources_asked != s.sources_key():
+                request = s.sources_request()
+                if request is not None:
+                    self._sources_asked = s.sources_key()
+                    self.requestSources.emit(request)
+            self.sources_panel.clear("Measuring each source's share…")
+
+    @Slot(object)
+    def _on_sources(self, result) -> None:
+        if self.session.accept_sources(result):
+            self._schedule_refresh()
+
+    def choose_source(self, index: int) -> None:
+        """Show one source's part in the main view; choosing it again goes back to the whole map."""
+        s = self.session
+        s.source = None if s.source == index else index
+        if s.source is None:
+            self.sources_panel.select(None)
 
     def _show_image_error(self, error: str) -> None:
         self._shown_picture = None
+        self._shown_key = None
+        self.view.set_busy(None)
         self.view.set_picture(None)
         self.predictions.set_message(f"This image cannot be analysed:\n{display_path(error)}")
         self.blocks.show_maps(None, {}, {}, "")
@@ -697,6 +811,7 @@ class MainWindow(QMainWindow):
         self._schedule_refresh()
 
     def _on_method(self, *_args) -> None:
+        self.session.source = None
         self.session.method = self.method.currentData()
         self.settings.set_view(method=self.session.method)
         self._schedule_refresh()
@@ -717,7 +832,7 @@ class MainWindow(QMainWindow):
         mode = self.preprocess.currentData()
         self.session.region = mode
         self.settings.set_view(preprocess=mode)
-        self.requestConfigure.emit(self.session.topk, mode)
+        self.requestConfigure.emit(mode)
         if self.session.model is not None and self.session.images:
             self._classify(list(self.session.images))
         self._schedule_refresh()
@@ -725,7 +840,6 @@ class MainWindow(QMainWindow):
     def _on_topk(self, k: int) -> None:
         self.session.topk = k
         self.settings.set_view(topk=k)
-        self.requestConfigure.emit(k, self.session.region)
         self.request_explanation()
 
     def request_metrics(self) -> None:
@@ -756,6 +870,7 @@ class MainWindow(QMainWindow):
                 f"{what}\nDeletion AUC {f['deletion_auc']:.3f} (lower is better) · insertion AUC "
                 f"{f['insertion_auc']:.3f} (higher is better)\nConfidence {f['probability'] * 100:.1f}% → "
                 f"{f['probability_top20'] * 100:.1f}% with only the hottest 20% kept")
+        QTimer.singleShot(0, lambda: self.side.ensureWidgetVisible(self.metrics_label))  # after the relayout
 
     # -- progress, errors, misc --------------------------------------------------------
     @Slot(str, int, int)
@@ -823,6 +938,27 @@ class MainWindow(QMainWindow):
         box.setTextFormat(Qt.TextFormat.RichText)  # every value from a file is escaped above
         box.open()  # window-modal, without blocking the event loop
         self.about_box = box
+
+    def show_shortcuts(self) -> None:
+        rows = [(a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+                for menu in self.menuBar().findChildren(QMenu) for a in menu.actions()
+                if not a.shortcut().isEmpty()]
+        rows += [("Peek at the picture without the heatmap (hold)", "Space"), ("Zoom", "Mouse wheel"),
+                 ("Pan", "Drag"), ("Remove the selected pictures", "Delete")]
+        text = "\n".join(f"{keys:>16}   {what}" for what, keys in dict(rows).items())
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", text, QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        font = box.font()
+        font.setFamily("monospace")
+        box.setFont(font)
+        box.open()
+        self.shortcuts_box = box
+
+    def open_log_folder(self) -> None:
+        folder = log_path().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.statusBar().showMessage(f"The log is in {folder}", 15000)
 
     @Slot(str)
     def _on_problem(self, message: str) -> None:

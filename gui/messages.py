@@ -121,3 +121,32 @@ class MetricsResult:
     class_index: int
     figures: dict | None = None
     error: str | None = None
+
+
+@dataclass
+class SourcesRequest:
+    """Split the map of a dense block for one class by source (the block input and each dense layer)."""
+
+    request_id: int
+    path: str
+    layer: str
+    class_index: int
+    method: str
+    preprocess: str
+
+
+@dataclass
+class SourcesResult:
+    request_id: int
+    path: str
+    layer: str
+    class_index: int
+    method: str
+    preprocess: str
+    label: str = ""
+    names: list[str] = field(default_factory=list)
+    shares: list | None = None  # one float per source, None without positive evidence
+    channels: list[tuple[int, int]] = field(default_factory=list)
+    maps: list = field(default_factory=list)  # HeatView per source: its positive part
+    error: str | None = None
+    load_id: int = 0

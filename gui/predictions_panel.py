@@ -74,7 +74,7 @@ class PredictionsPanel(QWidget):
         self.search.setPlaceholderText("Show heatmap for any class…")
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search a class by name")
-        self.search.setToolTip("Type a class name and press Enter to see its heatmap")
+        self.search.setToolTip("Type part of a class name and press Enter: the first matching class is shown")
         self._completer_model = QStringListModel(self)
         completer = QCompleter(self._completer_model, self)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -83,6 +83,12 @@ class PredictionsPanel(QWidget):
         completer.activated.connect(self._search_class)
         self.search.returnPressed.connect(lambda: self._search_class(self.search.text()))
         layout.addWidget(self.search)
+        self.search_note = QLabel()
+        self.search_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.search_note.setWordWrap(True)
+        self.search_note.hide()
+        self.search.textEdited.connect(lambda _t: self.search_note.hide())
+        layout.addWidget(self.search_note)
         layout.addStretch(1)
 
     def set_labels(self, labels: list[str]) -> None:
@@ -113,14 +119,29 @@ class PredictionsPanel(QWidget):
         self._rows.clear()
 
     def _search_class(self, text: str) -> None:
-        text = text.strip()
-        if text.endswith(")") and "(" in text:
-            idx = text.rsplit("(", 1)[1][:-1]
-            if idx.isdigit() and int(idx) < len(self._labels):
-                self.classChosen.emit(int(idx))
-                return
-        lowered = [label.lower() for label in self._labels]
-        if text.lower() in lowered:
-            self.classChosen.emit(lowered.index(text.lower()))
-        elif text.isdigit() and int(text) < len(self._labels):
-            self.classChosen.emit(int(text))
+        index = find_class(text, self._labels)
+        if index is None:
+            self.search_note.setText(f"No class matches “{text.strip()}”" if text.strip() else "")
+            self.search_note.setVisible(bool(text.strip()))
+            return
+        self.search_note.hide()
+        self.classChosen.emit(index)
+
+
+def find_class(text: str, labels: list[str]) -> int | None:
+    """The class a typed text means: an exact name, "name (index)" as the completer shows it, an index,
+    else the first class whose name contains the text (the first completion), ignoring case."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.endswith(")") and "(" in text:
+        idx = text.rsplit("(", 1)[1][:-1]
+        if idx.isdigit() and int(idx) < len(labels):
+            return int(idx)
+    lowered = [label.lower() for label in labels]
+    wanted = text.lower()
+    if wanted in lowered:
+        return lowered.index(wanted)
+    if text.isdigit() and int(text) < len(labels):
+        return int(text)
+    return next((i for i, label in enumerate(lowered) if wanted in label), None)

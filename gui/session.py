@@ -15,11 +15,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gui.messages import Classified, Explained, ExplainRequest, MetricsRequest, MetricsResult, ModelFailure, ModelInfo
+from gui.messages import (
+    Classified,
+    Explained,
+    ExplainRequest,
+    MetricsRequest,
+    MetricsResult,
+    ModelFailure,
+    ModelInfo,
+    SourcesRequest,
+    SourcesResult,
+)
 from model.cam import METHODS
 from model.zoo import PREPROCESS_MODES
 
 _MISSING = object()
+MAX_TOPK = 20  # predictions kept per classified picture; lists and exports show the first ``topk``
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -84,6 +95,9 @@ class Session(Observable):
         self.all_taps = all_taps
         self.explanation: Explained | None = None  # the latest answer for the current picture
         self.metrics: MetricsResult | None = None
+        self.split_sources = False  # show which source layers carry the evidence of a dense block
+        self.sources: SourcesResult | None = None
+        self.source: int | None = None  # the source whose part the main view shows; None: the whole map
         self.tasks: dict[str, Task] = {}
         self.pending: dict[str, int] = {}  # kind -> id of the request whose answer is awaited
         self._ids = itertools.count(1)
@@ -198,10 +212,12 @@ class Session(Observable):
         if path != self.current_path:
             self.current_class = None
             self.metrics = None
+            self.source = None
         self.current_path = path
 
     def choose_class(self, class_index: int) -> None:
         self.metrics = None
+        self.source = None
         self.current_class = class_index
 
     def choose_layer(self, layer: str) -> bool:
@@ -209,7 +225,40 @@ class Session(Observable):
         if self.model is None or layer not in self.model.taps:
             return False
         self.metrics = None
+        self.source = None
         self.layer = layer
+        return True
+
+    def sources_key(self) -> tuple:
+        return (self.current_path, self.layer, self.shown_class(), self.method, self.region)
+
+    def can_split_sources(self) -> bool:
+        """Whether the main view's map can be split by source: a dense block and a gradient method."""
+        return self.layer.startswith("denseblock") and METHODS[self.method].needs_gradients
+
+    def current_sources(self) -> SourcesResult | None:
+        """The split of the main view's map, if it is held."""
+        r = self.sources
+        if r is None or (r.path, r.layer, r.class_index, r.method, r.preprocess) != self.sources_key():
+            return None
+        return r
+
+    def sources_request(self) -> SourcesRequest | None:
+        """A request for the current map's split, or None (not wanted, not possible, or held already)."""
+        cls = self.shown_class()
+        if (not self.split_sources or self.model is None or self.current_explanation() is None or cls is None
+                or not self.can_split_sources() or self.current_sources() is not None):
+            return None
+        return SourcesRequest(self._new_id("sources"), self.current_path, self.layer, cls, self.method, self.region)
+
+    def accept_sources(self, result: SourcesResult) -> bool:
+        if result.request_id != self.pending.get("sources"):
+            return False
+        if self.model is not None and result.load_id != self.model.load_id:
+            return False
+        del self.pending["sources"]
+        self.source = None
+        self.sources = result
         return True
 
     # -- requests and answers ----------------------------------------------

@@ -90,6 +90,22 @@ class Settings:
     def set_last_folder(self, folder: str) -> None:
         self._set("paths/last_folder", folder)
 
+    def export_folder(self) -> str:
+        return self._get("paths/export_folder", "", str, lambda v: True)
+
+    def set_export_folder(self, folder: str) -> None:
+        self._set("paths/export_folder", folder)
+
+    def export_choices(self) -> dict[str, bool]:
+        """The export dialog's ticked boxes, as last used (overlay only at first)."""
+        defaults = {"overlay": True, "heatmap": False, "raw": False, "grid": False}
+        return {kind: self._get(f"export/{kind}", default, lambda v: str(v).lower() in ("true", "1"),
+                                lambda v: True) for kind, default in defaults.items()}
+
+    def set_export_choices(self, choices: dict[str, bool]) -> None:
+        for kind, on in choices.items():
+            self._set(f"export/{kind}", bool(on))
+
     def state(self, key: str) -> QByteArray | None:
         value = self._get(f"window/{key}", None, lambda v: v, lambda v: isinstance(v, QByteArray))
         return value

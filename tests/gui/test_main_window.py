@@ -169,7 +169,7 @@ def test_export_into_unwritable_folder_shows_error_and_writes_nothing(make_windo
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
     assert w.exporter.export_current(_export_dialog(blocker / "out")) is None
-    assert "not an existing folder" in w.error_box.text()
+    assert "Cannot create the folder" in w.error_box.text() and "not a folder" in w.error_box.text()
 
 
 def test_gui_stays_responsive_while_classifying(make_window, model_file, tmp_path, qtbot):

@@ -215,7 +215,7 @@ def test_app_gives_the_numbers_of_the_api(make_window, model_file, tmp_path, qtb
     w.add_paths([str(photo)])
     wait_classified(qtbot, w)
     wait_explained(qtbot, w, str(photo))
-    listed = w.session.results[str(photo)].predictions
+    listed = w.session.results[str(photo)].predictions[:5]
     shown = w.session.explanation.predictions
     for got in (listed, shown):
         assert [p.index for p in got] == [p.index for p in expected]
@@ -249,3 +249,24 @@ def test_cancelled_slow_method_puts_the_method_of_the_shown_maps_back(make_windo
     assert w.session.method == "gradcam" and "cancelled" in w.statusBar().currentMessage()
     assert shown[0] == (True, True) and not w.progress.isVisible()  # progress and Cancel came, then went
     wait_explained(qtbot, w, one)
+
+
+def test_evidence_split_by_source_shows_shares_and_each_part(make_window, model_file, images, qtbot):
+    _, (one, _) = images
+    w = make_window(model_file)
+    w.add_paths([one])
+    wait_explained(qtbot, w, one)
+    whole = w.session.explanation.heat[(w.session.layer, w.session.shown_class())].index.copy()
+    w.split_box.setChecked(True)
+    qtbot.waitUntil(lambda: w.session.current_sources() is not None and w.sources_panel.bars.count() > 0,
+                    timeout=60000)
+    split = w.session.current_sources()
+    assert split.names[0] == "input" and len(split.names) == 3  # a 2-layer block: its input and two layers
+    assert abs(sum(split.shares) - 1) < 1e-5
+    w.sources_panel.show_source(2)
+    wait_explained(qtbot, w, one)
+    shown = w.view._heat_index
+    assert shown is split.maps[2].index and not np.array_equal(shown, whole)
+    w.sources_panel.show_source(2)  # the same source again: back to the whole map
+    wait_explained(qtbot, w, one)
+    assert np.array_equal(w.view._heat_index, whole) and w.session.source is None
