@@ -234,7 +234,12 @@ class ImageView(QGraphicsView):
         if self._heat_index is None or not self._heat.isVisible():
             return
         value = "—" if self._hover is None else f"{self._hover * 100:.0f}% of peak"
-        text_w = max(metrics.horizontalAdvance(t) for t in ("100% of peak", "low", "peak"))
+        text_w = metrics.horizontalAdvance("100% of peak")
+        room = area.width() - zoom_box.right() - 3 * pad  # right of the zoom box
+        if room < bar_w + text_w + 4 * pad:
+            bar_w = max(40.0, room - text_w - 4 * pad)
+        if room < bar_w + text_w + 4 * pad:
+            return  # too narrow for a legend that does not cover the zoom
         width = bar_w + text_w + 4 * pad
         box = QRectF(area.width() - width - pad, area.height() - box_h - pad, width, box_h)
         painter.setPen(Qt.PenStyle.NoPen)

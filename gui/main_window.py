@@ -59,7 +59,7 @@ from gui.predictions_panel import PredictionsPanel
 from gui.session import Session, Task
 from gui.settings import Settings
 from gui.sources_panel import SourcesPanel
-from gui.text import display_name, display_path
+from gui.text import display_name, display_path, short_name
 from model.cam import METHODS
 from model.render import COLORMAPS
 from model.zoo import MODELS, PREPROCESS_MODES, model_title, preprocess_help, preprocess_title
@@ -168,7 +168,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(2, 0)
         self.images.setMinimumWidth(120)
         self.view.setMinimumWidth(240)
-        self.splitter.setSizes([200, 640, 330])
+        self.splitter.setSizes([190, 640, 330])
         self.setCentralWidget(self.splitter)
 
         bar = self.statusBar()
@@ -210,11 +210,16 @@ class MainWindow(QMainWindow):
         for mode in PREPROCESS_MODES:
             self.preprocess.addItem(preprocess_title(mode, 224), mode)
         self.preprocess.setAccessibleName("Analysis region")
-        for label, widget in (("Method", self.method), ("Layer", self.layer), ("Colormap", self.colormap),
-                              ("Opacity", self.opacity), ("Region", self.preprocess)):
-            tools.addWidget(QLabel(f" {label} "))
-            tools.addWidget(widget)
-        self.tools = tools
+        display = QToolBar("Display")  # a second row when the window is too narrow for one
+        display.setObjectName("display-toolbar")
+        self.addToolBar(display)
+        for bar, label, widget in ((tools, "Method", self.method), (tools, "Layer", self.layer),
+                                   (tools, "Region", self.preprocess), (display, "Colormap", self.colormap),
+                                   (display, "Opacity", self.opacity)):
+            bar.addWidget(QLabel(f" {label} "))
+            bar.addWidget(widget)
+        self.tools, self.display_tools = tools, display
+        self._toolbar_break = False
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -268,7 +273,7 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         view.addAction(self._action("&Explore DenseNet…", self.explore, "Ctrl+E",
                                     "See the loaded network's blocks, channels and connections"))
-        self.tools.addAction(self.overlay_action)
+        self.display_tools.addAction(self.overlay_action)
 
         self.model_menu = menu.addMenu("&Model")
         self.model_group = QActionGroup(self)
@@ -406,7 +411,7 @@ class MainWindow(QMainWindow):
         if len(images) > len(added):
             parts.append(f"{len(images) - len(added)} already listed")
         if problems:
-            parts.append(f"{len(problems)} could not be read ({display_path(problems[0][0])}: {problems[0][1]}"
+            parts.append(f"{len(problems)} could not be read ({short_name(problems[0][0])}: {problems[0][1]}"
                          + (", …)" if len(problems) > 1 else ")"))
             for path, reason in problems:
                 log.warning("cannot read %s: %s", path, reason)
@@ -699,7 +704,7 @@ class MainWindow(QMainWindow):
         # when it starts the next explanation.
         self.engine.cancel_explain.set()
         self.requestExplain.emit(request)
-        self.statusBar().showMessage(f"Explaining {display_name(request.path)}…")
+        self.statusBar().showMessage(f"Explaining {short_name(request.path)}…")
 
     @Slot(object)
     def _on_explained(self, result: Explained) -> None:
@@ -717,7 +722,7 @@ class MainWindow(QMainWindow):
         if not result.error:
             cls = s.shown_class()
             label = s.model.labels[cls] if s.model and cls is not None else ""
-            self.statusBar().showMessage(f"{display_name(result.path)}: {label} · {s.layer} · "
+            self.statusBar().showMessage(f"{short_name(result.path)}: {label} · {s.layer} · "
                                          f"{METHODS[result.method].title}", 5000)
 
     def _draw(self) -> None:
@@ -973,6 +978,21 @@ class MainWindow(QMainWindow):
         box.setModal(False)
         box.show()
         self.error_box = box
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._arrange_toolbars()
+
+    def _arrange_toolbars(self) -> None:
+        """One row of tools when they fit, two when the window is narrow: never hidden behind a » button."""
+        need = self.tools.sizeHint().width() + self.display_tools.sizeHint().width() + 16
+        wrap = need > self.width()
+        if wrap != self._toolbar_break:
+            if wrap:
+                self.insertToolBarBreak(self.display_tools)
+            else:
+                self.removeToolBarBreak(self.display_tools)
+            self._toolbar_break = wrap
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         s = self.settings

@@ -20,3 +20,12 @@ def display_path(text: str) -> str:
 
 def display_name(path: str) -> str:
     return display_path(Path(path).name)
+
+
+def short_name(path: str, limit: int = 40) -> str:
+    """A file name for a status line: middle-elided past ``limit`` characters, so the line is never cut."""
+    name = display_name(path)
+    if len(name) <= limit:
+        return name
+    keep = (limit - 1) // 2
+    return f"{name[:keep]}…{name[-keep:]}"
