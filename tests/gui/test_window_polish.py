@@ -11,7 +11,6 @@ from PySide6.QtTest import QTest
 
 from gui.exporting import ExportDialog
 from gui.predictions_panel import find_class
-from tests.conftest import save_image
 from tests.gui.conftest import LABELS, wait_classified, wait_explained
 
 
