@@ -60,7 +60,7 @@ class ShareBars(QWidget):
         return len(self._names)
 
     # -- geometry ----------------------------------------------------------
-    def _row_height(self) -> int:
+    def row_height(self) -> int:
         return max(22, self.fontMetrics().height() + 8)
 
     def _columns(self) -> tuple[int, int]:
@@ -73,7 +73,7 @@ class ShareBars(QWidget):
     def _fit(self) -> None:
         name_w, value_w = self._columns()
         self.setMinimumSize(PAD + name_w + GAP + MIN_BAR + GAP + value_w + PAD,
-                            2 * PAD + self._row_height() * max(1, len(self._names)))
+                            2 * PAD + self.row_height() * max(1, len(self._names)))
         self.updateGeometry()
 
     def sizeHint(self) -> QSize:
@@ -81,7 +81,7 @@ class ShareBars(QWidget):
         return QSize(PAD + name_w + GAP + 2 * MIN_BAR + GAP + value_w + PAD, self.minimumHeight())
 
     def row_rect(self, index: int) -> QRect:
-        h = self._row_height()
+        h = self.row_height()
         return QRect(0, PAD + index * h, self.width(), h)
 
     def name_rect(self, index: int) -> QRect:
@@ -114,7 +114,7 @@ class ShareBars(QWidget):
         return QRect(x0, r.top() + 4, max(1, x1 - x0), r.height() - 8)
 
     def index_at(self, pos: QPoint) -> int | None:
-        i = (pos.y() - PAD) // self._row_height()
+        i = (pos.y() - PAD) // self.row_height()
         return i if pos.y() >= PAD and 0 <= i < len(self._names) else None
 
     def tooltip(self, index: int) -> str:
@@ -153,7 +153,7 @@ class ShareBars(QWidget):
             left, width = self._bar_area()
             zero = left + round(-lo / ((hi - lo) or 1.0) * width)
             painter.setPen(palette.color(QPalette.ColorRole.Mid))
-            painter.drawLine(zero, PAD, zero, PAD + len(self._names) * self._row_height())
+            painter.drawLine(zero, PAD, zero, PAD + len(self._names) * self.row_height())
         painter.end()
 
     def mousePressEvent(self, event) -> None:
@@ -223,6 +223,8 @@ class SourcesPanel(QWidget):
         self._caption.setText(f"{label} · {layer}: {detail}")
         self.bars.set_selected(None)
         self.bars.set_rows(names, shares, channels)
+        # Up to ten rows in view without scrolling; a deep block (DenseNet-121's third has 25) scrolls.
+        self._scroll.setMinimumHeight(min(len(names), 10) * self.bars.row_height() + 2 * self._scroll.frameWidth())
 
     def clear(self, message: str = "") -> None:
         self._layer = self._label = ""
