@@ -183,13 +183,14 @@ class Engine(QObject):
         self.modelReady.emit(info)
 
     def _load(self, spec: str, device: str, progress) -> ModelInfo:
-        from model.architecture import describe
+        from model.architecture import describe, feature_reuse
         from model.classifier import DenseNetClassifier
         from model.devices import available_devices
 
         clf = DenseNetClassifier.load(spec, device=device or "auto", progress=progress)
         size = clf.input_size
         architecture = describe(clf.config, (size, size)).to_dict()
+        architecture["feature_reuse"] = [block.to_dict() for block in feature_reuse(clf.model)]
         versions = {name: _version(name) for name in ("torch", "torchvision")}
         self._release_analysis()
         self._clf = clf

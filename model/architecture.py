@@ -1,7 +1,13 @@
-"""The architecture report behind ``main.py info`` and the GUI's "Explore DenseNet" view."""
+"""The architecture report behind ``main.py info`` and the GUI's "Explore DenseNet" view.
+
+``describe`` needs only the shape of a network (its config); ``feature_reuse`` reads its weights: the
+DenseNet paper's figure of average absolute filter weights, which shows how much each layer of a dense
+block uses the features of every earlier layer.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -13,6 +19,27 @@ from model.densenet import DenseNet, DenseNetConfig
 def direct_connections(num_layers: int) -> int:
     """Direct connections inside a dense block of L layers: L(L+1)/2."""
     return num_layers * (num_layers + 1) // 2
+
+
+def plain_chain_parameters(widths: Sequence[int]) -> int:
+    """Parameters of a plain CNN through ``widths``: BN-ReLU-Conv3x3 from each width to the next, no concatenation.
+
+    A dense block holding ``k0, k0+k, ..., k0+Lk`` channels after each layer only *computes* k new channels
+    per layer and reuses the rest; a plain chain of convolutions with the same widths has to compute every
+    channel of every width itself (the comparison of the DenseNet paper).
+    """
+    return sum(2 * c_in + 9 * c_in * c_out for c_in, c_out in zip(widths, widths[1:]))
+
+
+def source_channels(in_channels: int, growth_rate: int, source: int) -> tuple[int, int]:
+    """Channel range ``[start, stop)`` that ``source`` occupies in a dense block's concatenation.
+
+    Source 0 is the block's input (``in_channels`` channels); source ``s >= 1`` is layer s's k new channels.
+    """
+    if source == 0:
+        return 0, in_channels
+    start = in_channels + (source - 1) * growth_rate
+    return start, start + growth_rate
 
 
 @dataclass(frozen=True)
@@ -27,6 +54,7 @@ class StageReport:
     layers: int = 0
     growth_rate: int = 0
     connections: int = 0
+    plain_parameters: int = 0  # dense blocks: a plain CNN of the same widths (plain_chain_parameters)
 
     @property
     def channel_growth(self) -> list[int]:
@@ -100,9 +128,10 @@ def describe(model: DenseNet | DenseNetConfig, input_size: tuple[int, int] = (22
     stages.append(StageReport("stem", "stem", 3, cfg.num_init_features, h, w, stem_params))
     for i, (layers, (c_in, c_out)) in enumerate(zip(cfg.block_config, cfg.block_channels())):
         block = getattr(f, f"denseblock{i + 1}")
+        widths = [c_in + j * cfg.growth_rate for j in range(layers + 1)]
         stages.append(StageReport(f"denseblock{i + 1}", "denseblock", c_in, c_out, h, w,
                                   _params(block), layers, cfg.growth_rate,
-                                  direct_connections(layers)))
+                                  direct_connections(layers), plain_chain_parameters(widths)))
         if hasattr(f, f"transition{i + 1}"):
             t = getattr(f, f"transition{i + 1}")
             h, w = h // 2, w // 2
@@ -115,3 +144,74 @@ def describe(model: DenseNet | DenseNetConfig, input_size: tuple[int, int] = (22
     return ArchitectureReport(cfg.growth_rate, cfg.block_config, cfg.num_init_features,
                               cfg.bn_size, cfg.compression, cfg.num_classes, cfg.stem,
                               tuple(input_size), _params(model), tuple(stages))
+
+
+@dataclass(frozen=True)
+class BlockReuse:
+    """How much each consumer of one dense block weighs each source of it (mean absolute weight).
+
+    ``grid[s][l - 1]`` is the mean |weight| that layer l's first (1x1) convolution gives to the channels of
+    source s (0: the block input, s >= 1: layer s); ``None`` where s >= l (layer l cannot see source s).
+    ``exit_use[s]`` is the same for the block's consumer: the next transition's convolution, or the
+    classifier after the last block (``exit``).
+    """
+
+    block: str
+    exit: str
+    in_channels: int
+    growth_rate: int
+    grid: tuple[tuple[float | None, ...], ...]  # (L + 1) sources x L target layers
+    exit_use: tuple[float, ...]  # L + 1 sources
+
+    @property
+    def layers(self) -> int:
+        return len(self.grid) - 1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["grid"] = [list(row) for row in self.grid]
+        d["exit_use"] = list(self.exit_use)
+        return d
+
+
+def _per_input_channel(weight: torch.Tensor) -> list[float]:
+    """Mean |weight| of each input channel (dimension 1) of a convolution or linear weight."""
+    w = weight.detach().abs()
+    dims = [d for d in range(w.dim()) if d != 1]
+    return w.float().mean(dim=dims).cpu().tolist()
+
+
+def _source_means(per_channel: list[float], in_channels: int, growth_rate: int, sources: int) -> list[float]:
+    means = []
+    for s in range(sources):
+        start, stop = source_channels(in_channels, growth_rate, s)
+        means.append(sum(per_channel[start:stop]) / (stop - start))
+    return means
+
+
+def feature_reuse(model: DenseNet) -> tuple[BlockReuse, ...]:
+    """The feature-reuse grid of every dense block of ``model``, from its weights.
+
+    Only the input-channel axis of each first convolution matters here, so a network whose dense layers
+    have ``norm2`` folded into ``conv1`` (``DenseNet.fused_for_inference``) gives each target layer the same
+    pattern over its sources (its output rows are rescaled, its input columns are not).
+    """
+    cfg = model.config
+    f = model.features
+    result = []
+    for i, (layers, (c_in, _)) in enumerate(zip(cfg.block_config, cfg.block_channels())):
+        block = getattr(f, f"denseblock{i + 1}")
+        k = cfg.growth_rate
+        grid: list[list[float | None]] = [[None] * layers for _ in range(layers + 1)]
+        for l_index, layer in enumerate(block.values()):
+            means = _source_means(_per_input_channel(layer.conv1.weight), c_in, k, l_index + 1)
+            for s, value in enumerate(means):
+                grid[s][l_index] = value
+        if hasattr(f, f"transition{i + 1}"):
+            exit_name, exit_weight = f"transition{i + 1}", getattr(f, f"transition{i + 1}").conv.weight
+        else:
+            exit_name, exit_weight = "classifier", model.classifier.weight
+        exit_use = _source_means(_per_input_channel(exit_weight), c_in, k, layers + 1)
+        result.append(BlockReuse(f"denseblock{i + 1}", exit_name, c_in, k,
+                                 tuple(tuple(row) for row in grid), tuple(exit_use)))
+    return tuple(result)
