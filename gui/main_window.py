@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self._shown_picture = None  # the array the view shows, to skip redrawing the same picture
         self._last_request: tuple | None = None  # what the explanation on its way was asked for
         self._shown_key: tuple | None = None  # (path, method, region) of the maps on screen
+        self._drawn_class: int | None = None  # the class of the maps on screen
         self._sources_asked: tuple | None = None  # what the split on its way was asked for
 
         self._build_widgets()
@@ -715,7 +716,9 @@ class MainWindow(QMainWindow):
         if result.cancelled:
             shown = s.explanation
             if shown is not None and shown.path == s.current_path and not shown.error:
-                s.method = shown.method  # back to the method of the maps on screen
+                s.method = shown.method  # back to the method and class of the maps on screen
+                if self._drawn_class is not None:
+                    s.current_class = self._drawn_class
             self.view.set_busy(None)
             self.statusBar().showMessage(f"{METHODS[result.method].title} cancelled", 5000)
             return
@@ -740,6 +743,7 @@ class MainWindow(QMainWindow):
             self._shown_picture = ex.picture
             self.view.set_picture(ex.picture)
         self._shown_key = (ex.path, ex.method, ex.preprocess)
+        self._drawn_class = cls
         self.view.set_busy(None)
         self.view.set_region(ex.crop_box)
         self.predictions.set_predictions(ex.predictions, cls)

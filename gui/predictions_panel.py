@@ -106,9 +106,15 @@ class PredictionsPanel(QWidget):
         for rank, p in enumerate(predictions, 1):
             row = PredictionRow(rank, p.index, p.label, p.probability, self)
             row.setChecked(p.index == selected)
-            row.clicked.connect(lambda _checked=False, i=p.index: self.classChosen.emit(i))
+            row.clicked.connect(lambda _checked=False, i=p.index: self._choose(i))
             self._rows_box.addWidget(row)
             self._rows.append(row)
+
+    def _choose(self, class_index: int) -> None:
+        """One row checked, the clicked one (Qt would leave the previous one checked too until a redraw)."""
+        for row in self._rows:
+            row.setChecked(row.class_index == class_index)
+        self.classChosen.emit(class_index)
 
     def rows(self) -> list[PredictionRow]:
         return list(self._rows)

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 from PIL import Image
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from tests.gui.conftest import LABELS, wait_classified, wait_explained
@@ -270,3 +271,26 @@ def test_evidence_split_by_source_shows_shares_and_each_part(make_window, model_
     w.sources_panel.show_source(2)  # the same source again: back to the whole map
     wait_explained(qtbot, w, one)
     assert np.array_equal(w.view._heat_index, whole) and w.session.source is None
+
+
+def test_one_prediction_row_is_checked_even_when_the_slow_answer_is_cancelled(make_window, model_file, images,
+                                                                              qtbot, monkeypatch):
+    import model.explain
+    from model.errors import Cancelled
+
+    _, (one, _) = images
+    w = make_window(model_file)
+    w.add_paths([one])
+    wait_explained(qtbot, w, one)
+    first = w.session.shown_class()
+    monkeypatch.setattr(model.explain, "score_cam_weights",
+                        lambda *a, **k: (_ for _ in ()).throw(Cancelled("Score-CAM cancelled")))
+    w.method.setCurrentIndex(w.method.findData("scorecam"))
+    qtbot.waitUntil(lambda: w.method.currentData() == "gradcam", timeout=30000)  # cancelled: back
+    wait_explained(qtbot, w, one)
+    rows = w.predictions.rows()
+    qtbot.mouseClick(rows[2], Qt.MouseButton.LeftButton)
+    assert [r.isChecked() for r in rows].count(True) == 1 and rows[2].isChecked()
+    wait_explained(qtbot, w, one)
+    assert [r.isChecked() for r in w.predictions.rows()].count(True) == 1
+    assert w.session.shown_class() == rows[2].class_index != first
