@@ -37,8 +37,12 @@ bench: $(DEV_STAMP)
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
 
+# app: dist/DenseLens (docs/PACKAGING.md). DENSELENS_BUNDLE_WEIGHTS=densenet121,... (or all) bundles those
+# ImageNet weights from the torch cache; unset, none.
 app: $(DEV_STAMP)
 	$(PY) -m PyInstaller --noconfirm --distpath dist --workpath build/pyinstaller build.spec
 
+# test-bundle: builds into a temporary folder (deleted afterwards) and starts it like a release;
+# DENSELENS_BUNDLE_DIR=path/to/DenseLens tests an existing build instead.
 test-bundle: $(DEV_STAMP)
 	$(PY) -m pytest -m bundle -p no:cacheprovider tests/test_bundle.py

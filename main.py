@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--self-test"]:
         from gui.self_test import run as self_test
 
-        return self_test()
+        return self_test(argv[1:])
     from cli.main import is_command_line, parse_app_args
     from cli.main import main as cli_main
 

@@ -34,6 +34,9 @@ def run(paths: list[str], model: str | None = None, device: str | None = None) -
     """Open the window (with ``model`` on ``device`` if given, else the last used) and add ``paths``."""
     if sys.platform == "win32":
         import torch  # noqa: F401 - must load before Qt on Windows (pytorch issue 169429)
+    from gui.qt_locale import use_utf8_locale
+
+    use_utf8_locale()  # under LANG=C Qt would print locale warnings at every start
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 

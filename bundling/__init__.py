@@ -1,0 +1,1 @@
+"""Build-time helpers for ``build.spec`` (never imported by the app): what goes into the bundle."""
