@@ -107,8 +107,9 @@ def test_help_and_version_still_work(no_window, capsys):
 def test_self_test_is_routed_to_the_self_test(monkeypatch, no_window):
     import gui.self_test
 
-    monkeypatch.setattr(gui.self_test, "run", lambda: 7)
-    assert entry.main(["--self-test"]) == 7
+    seen = []
+    monkeypatch.setattr(gui.self_test, "run", lambda argv: seen.append(argv) or 7)
+    assert entry.main(["--self-test", "--gui"]) == 7 and seen == [["--gui"]]
 
 
 def test_suggestions_are_not_made_up():
