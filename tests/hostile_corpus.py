@@ -99,4 +99,8 @@ def build(folder: Path) -> list[Case]:
         os.mkfifo(folder / "pipe.jpg")
         cases.append(Case(folder / "pipe.jpg", "error", "not a regular file"))
     cases.append(Case(folder / "deleted.png", "error", "not found"))  # listed, then gone
+    latin1 = Path(os.fsdecode(os.fsencode(folder) + b"/caf\xe9.png"))  # a Latin-1 name: not UTF-8
+    latin1.write_bytes(_bytes(base, "PNG"))
+    cases.append(Case(latin1, "ok"))
+    cases.append(Case(folder / ("n" * 5000 + ".png"), "error", "too long"))  # no file system takes that name
     return cases
