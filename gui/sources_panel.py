@@ -242,9 +242,3 @@ class SourcesPanel(QWidget):
         """Choose source ``index``: highlight its bar and emit ``sourceChosen(index)`` (the window shows its map)."""
         self.select(index)
         self.sourceChosen.emit(index)
-
-    def selected(self) -> int | None:
-        return self.bars.selected()
-
-    def caption(self) -> str:
-        return self._caption.text()

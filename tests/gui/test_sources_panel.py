@@ -30,13 +30,13 @@ def test_bars_grow_with_the_share_and_negative_ones_point_left(panel):
     assert widths[0] > widths[1] > widths[2] > widths[3] > 0
     zero = bars.bar_rect(0).left()
     assert bars.bar_rect(2).right() < zero <= bars.bar_rect(1).left()
-    assert "<b>tabby</b> cat" in panel.caption()  # a class name is plain text, never markup
+    assert "<b>tabby</b> cat" in panel._caption.text()  # a class name is plain text, never markup
 
 
 def test_clicking_a_bar_chooses_its_source(panel, qtbot):
     with qtbot.waitSignal(panel.sourceChosen) as blocker:
         qtbot.mouseClick(panel.bars, Qt.MouseButton.LeftButton, pos=panel.bars.bar_rect(2).center())
-    assert blocker.args == [2] and panel.selected() == 2
+    assert blocker.args == [2] and panel.bars.selected() == 2
     with qtbot.waitSignal(panel.sourceChosen) as blocker:  # the row's name is part of the target too
         qtbot.mouseClick(panel.bars, Qt.MouseButton.LeftButton, pos=panel.bars.name_rect(3).center())
     assert blocker.args == [3]
@@ -48,10 +48,10 @@ def test_clicking_a_bar_chooses_its_source(panel, qtbot):
 def test_show_source_emits_and_select_only_highlights(panel, qtbot):
     with qtbot.assertNotEmitted(panel.sourceChosen):
         panel.select(1)
-    assert panel.selected() == 1
+    assert panel.bars.selected() == 1
     with qtbot.waitSignal(panel.sourceChosen) as blocker:
         panel.show_source(3)
-    assert blocker.args == [3] and panel.selected() == 3
+    assert blocker.args == [3] and panel.bars.selected() == 3
 
 
 def test_no_text_is_clipped_even_when_the_panel_is_narrow(panel, qtbot):
@@ -73,6 +73,6 @@ def test_no_text_is_clipped_even_when_the_panel_is_narrow(panel, qtbot):
 def test_a_map_without_evidence_shows_no_bars_and_says_why(panel):
     panel.set_sources("denseblock1", "cat", NAMES, None, CHANNELS)
     assert all(panel.bars.bar_rect(i).isEmpty() for i in range(4))
-    assert "no positive evidence" in panel.caption()
+    assert "no positive evidence" in panel._caption.text()
     panel.clear()
-    assert panel.bars.count() == 0 and panel.selected() is None
+    assert panel.bars.count() == 0 and panel.bars.selected() is None
