@@ -214,6 +214,18 @@ def _imagenet_weights() -> str:
     return "seeded"
 
 
+def _loaded(session, spec: str, problem):
+    """The ModelInfo once the engine has loaded ``spec``; a RuntimeError if it failed or took too long."""
+    if not _wait(lambda: (session.model is not None and session.model.spec == spec)
+                 or session.load_failure is not None or problem(), GUI_TIMEOUT_S):
+        raise RuntimeError(f"{spec} was not loaded within {GUI_TIMEOUT_S} s")
+    if session.load_failure is not None:
+        raise RuntimeError(f"the model failed to load: {session.load_failure.message}")
+    if problem():
+        raise RuntimeError(problem())
+    return session.model
+
+
 def _check_window(window, sample: str, steps: dict) -> None:
     session = window.session
 
@@ -227,14 +239,7 @@ def _check_window(window, sample: str, steps: dict) -> None:
                  and window.windowHandle().isExposed(), 30):
         raise RuntimeError("the main window was not shown within 30 s")
     steps["window"] = {"title": window.windowTitle(), "visible": True, "exposed": True}
-    if not _wait(lambda: session.model is not None or session.load_failure is not None or problem(),
-                 GUI_TIMEOUT_S):
-        raise RuntimeError(f"the demo model was not loaded within {GUI_TIMEOUT_S} s")
-    if session.load_failure is not None:
-        raise RuntimeError(f"the model failed to load: {session.load_failure.message}")
-    if problem():
-        raise RuntimeError(problem())
-    info = session.model
+    info = _loaded(session, "demo", problem)
     steps["model"] = {"name": info.title, "spec": info.spec, "device": info.device_name,
                       "classes": len(info.labels), "torch": info.versions.get("torch")}
     window.add_paths([sample])
@@ -248,14 +253,7 @@ def _check_window(window, sample: str, steps: dict) -> None:
         raise RuntimeError(f"the demo model called {SAMPLE[0]} '{result.predictions[0].label}'")
 
     window.load_model(IMAGENET)  # the window classifies the listed sample again once it is loaded
-    if not _wait(lambda: (session.model is not None and session.model.spec == IMAGENET)
-                 or session.load_failure is not None or problem(), GUI_TIMEOUT_S):
-        raise RuntimeError(f"{IMAGENET} was not loaded within {GUI_TIMEOUT_S} s")
-    if session.load_failure is not None:
-        raise RuntimeError(f"the model failed to load: {session.load_failure.message}")
-    if problem():
-        raise RuntimeError(problem())
-    info = session.model
+    info = _loaded(session, IMAGENET, problem)
     if len(info.labels) != 1000 or info.labels[0] != "tench":
         raise RuntimeError(f"{IMAGENET} has {len(info.labels)} classes, not ImageNet's 1000 names")
     if not _wait(lambda: sample in session.results or problem(), GUI_TIMEOUT_S):
