@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.cam import METHOD_TITLES, METHODS  # noqa: E402
+from model.cam import METHODS  # noqa: E402
 from model.classifier import DenseNetClassifier  # noqa: E402
 from model.evaluation import EVAL_SEED, accuracy, deletion_vs_random, pointing_game, two_shape_check  # noqa: E402
 
@@ -42,7 +42,7 @@ def main() -> None:
     acc = accuracy(clf, args.images)
     print(f"| accuracy, {args.images} single-shape images | {acc * 100:.1f}% |\n")
 
-    fast = [m for m in METHODS if m != "scorecam"]
+    fast = [m for m, spec in METHODS.items() if spec.needs_gradients]
     rows = pointing_game(clf, args.pointing, blocks, fast)
     if args.scorecam:
         rows += pointing_game(clf, args.scorecam, blocks, ["scorecam"])
@@ -56,7 +56,7 @@ def main() -> None:
             r = next(r for r in rows if r.layer == layer and r.method == method)
             empty = f", {r.empty} empty" if r.empty else ""
             cells.append(f"{r.rate * 100:.1f}% / {r.energy * 100:.0f}%{empty}")
-        print(f"| {METHOD_TITLES[method]} | " + " | ".join(cells) + " |")
+        print(f"| {METHODS[method].title} | " + " | ".join(cells) + " |")
 
     two = two_shape_check(clf, args.two_shape, deepest)
     print(f"\nTwo-shape pictures ({args.two_shape}), Grad-CAM at {deepest}:\n")

@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
                    f"(default: the deepest dense block). {ALL_BLOCKS} also writes a grid of the dense blocks "
                    "per class")
     p.add_argument("--method", default=DEFAULT_METHOD, metavar="METHOD",
-                   help=f"{'|'.join(METHODS)} (default {DEFAULT_METHOD})")
+                   help=f"one of {', '.join(METHODS)} (default {DEFAULT_METHOD})")
     p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
                    help="top1|topK|INDEX|LABEL; repeatable (default top1)")
     p.add_argument("--colormap", default=colormaps[0], metavar="NAME",

@@ -8,7 +8,9 @@ return ``(B, C, 1, 1)``, element-wise methods ``(B, C, h, w)``.  The formulas
 follow the papers and agree with pytorch-grad-cam (tests/model/test_cam_reference.py).
 
 Score-CAM needs no gradient: its weights come from forward passes over the
-input masked by each upsampled channel (``score_cam_weights``).
+input masked by each upsampled channel (``score_cam_weights``).  Its fast
+variant (``score_cam_fast_weights``) masks the input with a few channel groups
+instead of every channel, in bfloat16 where the hardware does it natively.
 
 Importing this module needs no torch (the functions only use tensor methods,
 and import ``torch`` when called), so the GUI builds its Method menu from
@@ -63,20 +65,37 @@ def _hirescam(a: Tensor, g: Tensor) -> Tensor:
 class Method:
     """One explanation method.
 
-    ``kind`` is ``gradient`` (``weights(A, G)``) or ``perturbation`` (channel
-    weights from masked forward passes); ``slow`` methods get a progress bar
-    and Cancel in the app.
+    ``kind`` is ``gradient`` (``weights(A, G)``) or ``perturbation``
+    (``weights(A, x, forward, classes, progress=, cancelled=)``: channel weights
+    from masked forward passes, ``passes(C)`` of them for a layer of ``C``
+    channels); ``slow`` methods get a progress bar and Cancel in the app;
+    ``low_precision`` lets the masked forward passes run in bfloat16 where the
+    hardware does it natively (for an approximate method only).
     """
 
     name: str
     title: str
     kind: str
     slow: bool = False
-    weights: Callable[[Tensor, Tensor], Tensor] | None = None
+    weights: Callable | None = None
+    passes: Callable[[int], int] | None = None
+    low_precision: bool = False
 
     @property
     def needs_gradients(self) -> bool:
         return self.kind == "gradient"
+
+
+# Score-CAM (fast): masked forward passes per layer (one per channel group); see score_cam_fast_weights.
+SCORE_CAM_FAST_GROUPS = 64
+
+
+def _score_cam(*args, **kwargs) -> Tensor:
+    return score_cam_weights(*args, **kwargs)
+
+
+def _score_cam_fast(*args, **kwargs) -> Tensor:
+    return score_cam_fast_weights(*args, **kwargs)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -85,7 +104,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("xgradcam", "XGrad-CAM", "gradient", weights=_xgradcam),
     Method("layercam", "LayerCAM", "gradient", weights=_layercam),
     Method("hirescam", "HiResCAM", "gradient", weights=_hirescam),
-    Method("scorecam", "Score-CAM", "perturbation", slow=True),
+    # The fast variant comes first so that menus offer it first.
+    Method("scorecam_fast", "Score-CAM (fast)", "perturbation", slow=True, weights=_score_cam_fast,
+           passes=lambda channels: min(channels, SCORE_CAM_FAST_GROUPS), low_precision=True),
+    Method("scorecam", "Score-CAM", "perturbation", slow=True, weights=_score_cam,
+           passes=lambda channels: channels),
 )}
 
 
@@ -136,3 +159,83 @@ def score_cam_weights(activations: Tensor, x: Tensor, forward: Callable[[Tensor]
         if progress:
             progress(min(start + batch_size, c), c)
     return torch.softmax(scores, dim=1)[:, :, None, None]
+
+
+def _normalised_channels(activations: Tensor) -> Tensor:
+    """Each channel of ``(1, C, h, w)`` min-max normalised to [0, 1]: ``(C, h * w)`` (a constant channel is 0)."""
+    flat = activations[0].flatten(1).float()
+    lo, hi = flat.min(dim=1, keepdim=True).values, flat.max(dim=1, keepdim=True).values
+    return (flat - lo) / (hi - lo + 1e-8)
+
+
+def channel_groups(masks: Tensor, energy: Tensor, groups: int, iterations: int = 30) -> tuple[Tensor, Tensor]:
+    """Energy-weighted k-means of channel masks ``(C, d)``: each channel's group ``(C,)``, the group masks ``(G, d)``.
+
+    Deterministic: the first centre is the channel of most energy, each next
+    one the channel farthest (energy-weighted) from the centres so far, then
+    Lloyd iterations with centres at the energy-weighted means.  With at least
+    as many groups as channels every channel is its own group.
+    """
+    import torch
+
+    c = masks.shape[0]
+    if groups >= c:
+        return torch.arange(c, device=masks.device), masks
+    weight = energy.float() / energy.float().mean().clamp_min(1e-30)
+    first = int(weight.argmax())
+    chosen = [first]
+    distance = ((masks - masks[first]) ** 2).sum(dim=1) * weight
+    for _ in range(groups - 1):
+        nxt = int(distance.argmax())
+        chosen.append(nxt)
+        distance = torch.minimum(distance, ((masks - masks[nxt]) ** 2).sum(dim=1) * weight)
+    centres = masks[chosen].clone()
+    assign = torch.cdist(masks, centres).argmin(dim=1)
+    for _ in range(iterations):
+        sums = torch.zeros_like(centres).index_add_(0, assign, masks * weight[:, None])
+        mass = torch.zeros(groups, device=masks.device).index_add_(0, assign, weight)
+        kept = mass > 0
+        centres[kept] = sums[kept] / mass[kept, None]
+        new_assign = torch.cdist(masks, centres).argmin(dim=1)
+        if torch.equal(new_assign, assign):
+            break
+        assign = new_assign
+    return assign, centres
+
+
+def score_cam_fast_weights(activations: Tensor, x: Tensor, forward: Callable[[Tensor], Tensor],
+                           classes: list[int], groups: int = SCORE_CAM_FAST_GROUPS, batch_size: int = 16,
+                           progress: Callable[[int, int], None] | None = None,
+                           cancelled: Callable[[], bool] | None = None) -> Tensor:
+    """Score-CAM with one masked forward pass per channel group instead of per channel: ``(len(classes), C, 1, 1)``.
+
+    Channels whose normalised maps look alike get alike scores, so the
+    channels are grouped (``channel_groups``: k-means of the min-max normalised
+    maps, weighted by each channel's activation energy ``sum A_k^2`` so that the
+    channels that dominate the map get groups of their own), the input is
+    masked by each group's mean map (upsampled bilinearly, corners aligned)
+    and every channel takes its group's score: ``w_c,k = softmax_k(y_c(x * M_g(k)))``.
+    The map is then ``ReLU(sum_k w_k A_k)`` over every channel, as in Score-CAM.
+    With at least as many groups as channels it is Score-CAM (masks normalised
+    at the feature map's resolution).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    _, c, h, w = activations.shape
+    masks = _normalised_channels(activations)
+    energy = activations[0].flatten(1).float().pow(2).sum(dim=1)
+    assign, centres = channel_groups(masks, energy, groups)
+    total = centres.shape[0]
+    scores = torch.empty(len(classes), total)
+    index = torch.tensor(classes)
+    for start in range(0, total, batch_size):
+        if cancelled and cancelled():
+            raise Cancelled("Score-CAM cancelled")
+        chunk = F.interpolate(centres[start:start + batch_size].view(-1, 1, h, w).to(x.dtype), size=x.shape[-2:],
+                              mode="bilinear", align_corners=True)
+        logits = forward(x * chunk)
+        scores[:, start:start + len(chunk)] = logits[:, index].T.float().cpu()
+        if progress:
+            progress(min(start + batch_size, total), total)
+    return torch.softmax(scores[:, assign.cpu()], dim=1)[:, :, None, None]

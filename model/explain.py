@@ -1,16 +1,21 @@
 """The explanation engine: one forward pass, maps for any layers and classes.
 
-``ImageAnalysis`` runs the network once with the requested taps cut from the
-graph (parameters never require grad), reads the top-k predictions off that
-pass, and asks autograd for the gradients of each target logit with respect
-to the tapped feature maps only.  It keeps that pass for more maps of the
-same picture (the app's class, layer and method switches); ``explain`` is the
-one-shot form.  No hooks are installed anywhere, and the graph is released
-with the analysis.
+``ImageAnalysis`` runs the network once with the requested taps and reads
+the top-k predictions off that pass.  The gradients of each target logit with
+respect to the tapped feature maps come from ``model.gradients``: in closed
+form at ``norm5`` and the last dense block, by a hand-written backward (all
+classes asked for at once) further down.  A network of another structure goes
+through autograd, asked for the gradients of the tapped maps only (parameters
+never require grad); that path is also the reference the fast one is tested
+against.  The analysis keeps its pass for more maps of the same picture (the
+app's class, layer and method switches); ``explain`` is the one-shot form and
+``explain_batch`` explains many same-size pictures a batch at a time.  No hooks
+are installed anywhere, and everything is released with the analysis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.cam import combine, get_method, gradient_cam, score_cam_weights
+from model import gradients
+from model.cam import Method, combine, get_method, gradient_cam
 from model.preprocess import Geometry
 
 if TYPE_CHECKING:
@@ -153,20 +159,45 @@ def default_layer(tap_names: Sequence[str]) -> str:
     return [n for n in tap_names if n.startswith("denseblock")][-1]
 
 
+# Classes carried by one hand-written backward sweep (the classes are its batch): top-5 at all four blocks of
+# DenseNet-121 costs 2.8x a forward pass this way against 3.6x one class per sweep (bench/bench_explain.py);
+# larger batches only grow the memory (every block's gradient is held per class).
+CLASS_BATCH = 8
+
+
+def low_precision_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 where the hardware runs it natively (CPUs with AVX512-BF16 or AMX, CUDA with bf16), else None."""
+    try:
+        if device.type == "cpu":
+            return torch.bfloat16 if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() \
+                else None
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    except (AttributeError, RuntimeError):  # a torch without these probes: stay in float32
+        return None
+    return None
+
+
 class ImageAnalysis:
     """One picture's forward pass, kept so that more maps cost no new decode and no new forward.
 
-    The network runs once on the prepared picture with the taps cut from the
-    graph (parameters never require grad); the logits keep their autograd
-    graph back to the earliest tap.  Each map then needs only what it adds:
-    a gradient method one backward pass per class, from the logits down to
-    the deepest layer asked for (autograd skips the rest), and the gradients
-    are kept per (layer, class), so switching method is a few tensor
-    operations; Score-CAM its masked forward passes, kept per (layer, class).
-    Everything is released with this object (one picture's worth).
+    The network runs once on the prepared picture in inference mode, keeping
+    the requested taps and the ReLU outputs a backward needs
+    (``model.gradients.record``).  Each map then needs only what it adds: a
+    gradient method one hand-written backward for all the classes asked for,
+    from the head down to the deepest layer asked for, none at all at
+    ``norm5`` and the last dense block (closed form); the gradients are kept
+    per (layer, class), so switching method is a few tensor operations.
+    Score-CAM and its fast variant run their masked forward passes, kept per
+    (layer, class, method).  With ``autograd=True`` (or a network
+    ``model.gradients`` does not support) the pass keeps an autograd graph
+    from the earliest tap instead and each class costs one
+    ``torch.autograd.grad``.  Everything is released with this object (one
+    picture's worth).
     """
 
-    def __init__(self, clf: DenseNetClassifier, prepared: Prepared, taps: Sequence[str] | None = None) -> None:
+    def __init__(self, clf: DenseNetClassifier, prepared: Prepared, taps: Sequence[str] | None = None,
+                 autograd: bool = False) -> None:
         self.clf = clf
         self.prepared = prepared
         valid = clf.model.tap_names
@@ -175,6 +206,7 @@ class ImageAnalysis:
         if bad:
             raise ValueError(f"unknown layer(s) {', '.join(bad)}; choose from {', '.join(valid)}")
         self.taps = sorted(dict.fromkeys(wanted), key=valid.index)
+        self.autograd = autograd or not gradients.supports(clf.model)
         self._gradients: dict[tuple[str, int], torch.Tensor] = {}
         self._raws: dict[tuple[str, int, str], np.ndarray] = {}
         clf.run_with_fallback(self._forward)
@@ -183,8 +215,13 @@ class ImageAnalysis:
         self.device = self.clf.device
         self._gradients.clear()
         self.x = self.clf.batch([self.prepared.tensor])
-        with torch.enable_grad():
-            self._logits, self._activations = self.clf.model.forward_with_taps(self.x, self.taps, grad_taps=True)
+        if self.autograd:
+            with torch.enable_grad():
+                self._logits, self._activations = self.clf.model.forward_with_taps(self.x, self.taps,
+                                                                                   grad_taps=True)
+        else:
+            self._recording = gradients.record(self.clf.model, self.x, self.taps)
+            self._logits, self._activations = self._recording.logits, self._recording.taps
         self.scores = self._logits.detach()[0].float().cpu()
         self.probabilities = torch.softmax(self.scores, dim=0)
 
@@ -210,40 +247,43 @@ class ImageAnalysis:
                 if spec.needs_gradients:
                     self._gradient_maps(spec.name, missing)
                 else:
-                    self._score_maps(missing, progress, cancelled)
+                    self._score_maps(spec, missing, progress, cancelled)
             self.clf.run_with_fallback(compute)
-        geometry = self.prepared.geometry
-        maps = []
-        for layer in layers:
-            for target in targets:
-                raw = self._raws[(layer, target, spec.name)]
-                status = classify_map(raw)
-                norm = normalise(raw) if status == "ok" else np.zeros_like(raw)
-                maps.append(LayerClassMap(layer, target, self.clf.labels[target], float(self.probabilities[target]),
-                                          float(self.scores[target]), raw, upsample(norm, geometry.analysed_size),
-                                          status, geometry))
+        maps = [layer_class_map(self.clf, layer, target, self._raws[(layer, target, spec.name)],
+                                self.scores, self.probabilities, self.prepared.geometry)
+                for layer in layers for target in targets]
         return Explanation(predictions, maps, spec.name, self.prepared)
 
     def _gradient_maps(self, method: str, wanted: list[tuple[str, int]]) -> None:
-        for target in dict.fromkeys(t for _, t in wanted):
-            need = [layer for layer, t in wanted if t == target and (layer, target) not in self._gradients]
-            if need:
-                grads = torch.autograd.grad(self._logits[0, target], [self._activations[n] for n in need],
+        need = [(layer, t) for layer, t in wanted if (layer, t) not in self._gradients]
+        if need and self.autograd:
+            for target in dict.fromkeys(t for _, t in need):
+                layers = [layer for layer, t in need if t == target]
+                grads = torch.autograd.grad(self._logits[0, target], [self._activations[n] for n in layers],
                                             retain_graph=True)
-                self._gradients.update({(n, target): g for n, g in zip(need, grads)})
+                self._gradients.update({(n, target): g for n, g in zip(layers, grads)})
+        elif need:
+            layers = list(dict.fromkeys(layer for layer, _ in need))
+            targets = list(dict.fromkeys(t for _, t in need))
+            for start in range(0, len(targets), CLASS_BATCH):
+                chunk = targets[start:start + CLASS_BATCH]
+                grads = gradients.tap_gradients(self.clf.model, self._recording, layers, chunk)
+                self._gradients.update({(n, t): grads[n][row:row + 1] for n in layers for row, t in enumerate(chunk)})
         for layer, target in wanted:
             a = self._activations[layer].detach()
             raw = gradient_cam(method, a, self._gradients[(layer, target)])
             self._raws[(layer, target, method)] = raw[0].float().cpu().numpy()
 
-    def _score_maps(self, wanted: list[tuple[str, int]], progress, cancelled) -> None:
+    def _score_maps(self, spec: Method, wanted: list[tuple[str, int]], progress, cancelled) -> None:
         layers = list(dict.fromkeys(layer for layer, _ in wanted))
-        total = sum(self._activations[name].shape[1] for name in layers)
+        total = sum(spec.passes(self._activations[name].shape[1]) for name in layers)
+        dtype = low_precision_dtype(self.clf.device) if spec.low_precision else None
         done_before = 0
 
         def forward(batch: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
-                return self.clf.model(batch.contiguous(memory_format=torch.channels_last))
+            reduced = torch.autocast(self.clf.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+            with torch.inference_mode(), reduced:
+                return self.clf.model(batch.contiguous(memory_format=torch.channels_last)).float()
 
         for name in layers:
             a = self._activations[name].detach()
@@ -253,10 +293,19 @@ class ImageAnalysis:
                 if progress:
                     progress(base + done, total)
 
-            weights = score_cam_weights(a, self.x, forward, targets, progress=report, cancelled=cancelled)
+            weights = spec.weights(a, self.x, forward, targets, progress=report, cancelled=cancelled)
             for target, w in zip(targets, weights):
-                self._raws[(name, target, "scorecam")] = combine(a, w[None].to(a.device))[0].float().cpu().numpy()
-            done_before += a.shape[1]
+                self._raws[(name, target, spec.name)] = combine(a, w[None].to(a.device))[0].float().cpu().numpy()
+            done_before += spec.passes(a.shape[1])
+
+
+def layer_class_map(clf: DenseNetClassifier, layer: str, target: int, raw: np.ndarray, scores: torch.Tensor,
+                    probabilities: torch.Tensor, geometry: Geometry) -> LayerClassMap:
+    """A raw map with its status, its normalised upsampled form and its class's label, score and probability."""
+    status = classify_map(raw)
+    norm = normalise(raw) if status == "ok" else np.zeros_like(raw)
+    return LayerClassMap(layer, target, clf.labels[target], float(probabilities[target]), float(scores[target]),
+                         raw, upsample(norm, geometry.analysed_size), status, geometry)
 
 
 def explain(clf: DenseNetClassifier, prepared: Prepared, layers: Sequence[str] | None = None,
@@ -268,3 +317,51 @@ def explain(clf: DenseNetClassifier, prepared: Prepared, layers: Sequence[str] |
     layers = list(dict.fromkeys(layers or [default_layer(clf.model.tap_names)]))
     analysis = ImageAnalysis(clf, prepared, layers)
     return analysis.explain(layers, classes, method, topk, progress, cancelled)
+
+
+def explain_batch(clf: DenseNetClassifier, prepared: Sequence[Prepared], method: str = "gradcam", topk: int = 5,
+                  batch_size: int = 8, layer: str | None = None) -> list[Explanation]:
+    """The top class's map at the deepest dense block (or ``layer``, ``norm5`` or the last block) for each picture.
+
+    Consecutive pictures of the same analysed size go through the network
+    ``batch_size`` at a time; their gradients are in closed form (no backward
+    pass), one row per picture.  Each result is what ``explain(clf, p,
+    method=method, topk=topk)`` gives for that picture, up to float rounding
+    (a batched convolution may sum in another order).  A gradient method only;
+    a network ``model.gradients`` does not support is explained one picture at
+    a time.
+    """
+    spec = get_method(method)
+    if not spec.needs_gradients:
+        raise ValueError(f"{spec.title} is not a gradient method; explain_batch serves gradient methods only")
+    taps = clf.model.tap_names
+    layer = layer or default_layer(taps)
+    if layer not in taps[-2:]:
+        raise ValueError(f"explain_batch explains {taps[-2]} or norm5 (closed-form gradients), not {layer}")
+    if not gradients.supports(clf.model):
+        return [explain(clf, p, [layer], None, method, topk) for p in prepared]
+    results: list[Explanation] = []
+    start = 0
+    while start < len(prepared):
+        shape = prepared[start].tensor.shape
+        stop = start + 1
+        while stop < len(prepared) and stop - start < batch_size and prepared[stop].tensor.shape == shape:
+            stop += 1
+        results.extend(clf.run_with_fallback(lambda group=prepared[start:stop]: _explain_group(
+            clf, group, layer, spec.name, topk)))
+        start = stop
+    return results
+
+
+def _explain_group(clf: DenseNetClassifier, group: Sequence[Prepared], layer: str, method: str,
+                   topk: int) -> list[Explanation]:
+    recording = gradients.record(clf.model, clf.batch([p.tensor for p in group]), [layer])
+    scores = recording.logits.float().cpu()
+    probabilities = torch.softmax(scores, dim=1)
+    predictions = clf.top_predictions(scores, max(topk, 1))
+    tops = [p[0].index for p in predictions]
+    grads = gradients.tap_gradients(clf.model, recording, [layer], tops, samples=range(len(group)))[layer]
+    raws = gradient_cam(method, recording.taps[layer], grads).float().cpu().numpy()
+    return [Explanation(predictions[i], [layer_class_map(clf, layer, tops[i], raws[i], scores[i], probabilities[i],
+                                                         p.geometry)], method, p)
+            for i, p in enumerate(group)]

@@ -231,7 +231,7 @@ def test_region_menu_names_the_loaded_models_sizes(make_window, model_file):
 
 def test_cancelled_slow_method_puts_the_method_of_the_shown_maps_back(make_window, model_file, images, qtbot,
                                                                       monkeypatch):
-    import model.explain
+    import model.cam
     from model.errors import Cancelled
 
     _, (one, _) = images
@@ -242,7 +242,7 @@ def test_cancelled_slow_method_puts_the_method_of_the_shown_maps_back(make_windo
     def cancelled_midway(*_a, cancelled=None, **_k):
         raise Cancelled("Score-CAM cancelled")  # as when the user presses Cancel
 
-    monkeypatch.setattr(model.explain, "score_cam_weights", cancelled_midway)
+    monkeypatch.setattr(model.cam, "score_cam_weights", cancelled_midway)
     shown = []
     w.session.subscribe("tasks", lambda _t: shown.append((w.progress.isVisible(), w.cancel_button.isVisible())))
     w.method.setCurrentIndex(w.method.findData("scorecam"))
@@ -275,7 +275,7 @@ def test_evidence_split_by_source_shows_shares_and_each_part(make_window, model_
 
 def test_one_prediction_row_is_checked_even_when_the_slow_answer_is_cancelled(make_window, model_file, images,
                                                                               qtbot, monkeypatch):
-    import model.explain
+    import model.cam
     from model.errors import Cancelled
 
     _, (one, _) = images
@@ -283,7 +283,7 @@ def test_one_prediction_row_is_checked_even_when_the_slow_answer_is_cancelled(ma
     w.add_paths([one])
     wait_explained(qtbot, w, one)
     first = w.session.shown_class()
-    monkeypatch.setattr(model.explain, "score_cam_weights",
+    monkeypatch.setattr(model.cam, "score_cam_weights",
                         lambda *a, **k: (_ for _ in ()).throw(Cancelled("Score-CAM cancelled")))
     w.method.setCurrentIndex(w.method.findData("scorecam"))
     qtbot.waitUntil(lambda: w.method.currentData() == "gradcam", timeout=30000)  # cancelled: back

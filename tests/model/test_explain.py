@@ -210,7 +210,7 @@ def test_held_analysis_runs_one_forward_and_one_backward_per_class(clf, monkeypa
     monkeypatch.setattr(type(clf.model), "forward_with_taps",
                         lambda self, *a, **k: forwards.append(1) or real_forward(self, *a, **k))
     monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: backwards.append(1) or real_grad(*a, **k))
-    analysis = ImageAnalysis(clf, clf.prepare(scene((96, 96), (60, 10, 90, 40))))
+    analysis = ImageAnalysis(clf, clf.prepare(scene((96, 96), (60, 10, 90, 40))), autograd=True)
     analysis.explain(["denseblock3"], [1], "gradcam")
     analysis.explain(["denseblock3"], [0], "gradcam")  # class switch: one backward, no forward
     analysis.explain(["denseblock3"], [0, 1], "gradcam++")  # method switch: gradients are held

@@ -57,7 +57,7 @@ def whole_map(clf: DenseNetClassifier, prepared, layer: str, target: int, method
 def check_split(clf: DenseNetClassifier, prepared, methods: list[str], classes) -> None:
     blocks = [n for n in clf.model.tap_names if n.startswith("denseblock")]
     widths = {name: c_out for name, (_, c_out) in zip(blocks, clf.config.block_channels())}
-    analysis = ImageAnalysis(clf, prepared, blocks)
+    analysis = ImageAnalysis(clf, prepared, blocks, autograd=True)  # the same gradients as the split
     shared = 0
     for method in methods:
         splits = split_sources(clf, prepared, blocks, classes, method)
