@@ -198,7 +198,8 @@ class DenseNetClassifier:
         ``norm5``); None means the deepest dense block.
         ``classes``: None (the top class), or any of ``"topK"``, an index, a
         class name.  ``method``: gradcam, gradcam++, xgradcam, layercam,
-        hirescam or scorecam (slow: ``progress``/``cancelled`` serve it).
+        hirescam, scorecam_fast or scorecam (any name in ``model.cam.METHODS``;
+        the slow ones report through ``progress`` and stop when ``cancelled``).
         Returns a ``model.explain.Explanation``.
         """
         from model.explain import explain
