@@ -80,7 +80,6 @@ class MainWindow(QMainWindow):
     # GUI-thread notifications (for whoever watches the window, tests included)
     modelChanged = Signal(object)  # ModelInfo
     modelLoadFailed = Signal(object)  # ModelFailure
-    explanationShown = Signal(object)  # Explained, once drawn
     errorReported = Signal(str, str)  # title, message: safe to emit from any thread
 
     def __init__(self, settings: Settings | None = None, autoload: bool = True, model: str | None = None,
@@ -756,7 +755,6 @@ class MainWindow(QMainWindow):
         self.blocks.show_maps(ex.thumbnail, tiles, messages, f"{view.label} · {METHODS[ex.method].title}")
         self.blocks.select(s.layer)
         self.update_actions()
-        self.explanationShown.emit(ex)
 
     def _on_split(self, checked: bool) -> None:
         self.session.split_sources = checked

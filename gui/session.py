@@ -125,9 +125,6 @@ class Session(Observable):
         self.finish_task("download")
         self.load_failure = failure
 
-    def model_name(self) -> str:
-        return self.model.title if self.model else "No model"
-
     # -- images and classification ---------------------------------------
     def add_images(self, paths: Iterable[str]) -> list[str]:
         """Append new paths (in order, no repeats); returns those added."""

@@ -102,7 +102,7 @@ def test_failed_model_switch_keeps_the_model_that_made_the_numbers():
     s.model_loading("densenet121")
     assert s.loading == "densenet121"
     s.model_failed(ModelFailure("densenet121", "offline", True))
-    assert s.loading is None and s.model.spec == "demo" and s.model_name() == "Demo"
+    assert s.loading is None and s.model.spec == "demo" and s.model.title == "Demo"
     assert s.accept_classified(Classified("/p/a.png", [_Prediction(0)], None, load_id=1))
 
 
