@@ -47,7 +47,11 @@ def model_help() -> str:
 def add_model_options(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
     p.add_argument("--model", default=default, metavar="MODEL",
                    help=f"{model_help()}" + (f"; default {default}" if default else ""))
-    p.add_argument("--device", default="auto" if default else None, metavar="DEVICE",
+    add_device_option(p, "auto" if default else None)
+
+
+def add_device_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    p.add_argument("--device", default=default, metavar="DEVICE",
                    help=f"{DEVICE_HELP} (default auto: CUDA, then MPS, then CPU)")
 
 

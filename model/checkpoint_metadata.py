@@ -17,7 +17,10 @@ from model.zoo import PREPROCESS_MODES, Preprocessing
 
 # Version 1: what DenseLens wrote before format_version existed (no key in the file).
 # Version 2: ``format_version`` recorded; preprocessing and class names validated on reading.
-FORMAT_VERSION = 2
+# Version 3: ``unfamiliar`` (the score threshold for pictures unlike the training ones) and, under
+#            ``training``, the mode, start point and validation files.  Versions 1 and 2 still read.
+FORMAT_VERSION = 3
+UNFAMILIAR_SCORES = ("energy",)
 
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 2048
 MAX_GROWTH_RATE = 1024
@@ -118,6 +121,24 @@ def class_names(metadata: dict, num_classes: int, source: str) -> list[str] | No
                                   f"(at most {MAX_CLASS_NAME_CHARS})")
         return list(names)
     return None
+
+
+def unfamiliar(metadata: dict, source: str) -> float | None:
+    """The energy threshold above which a picture is unlike the training pictures; None when absent.
+
+    Stored as ``{"score": "energy", "threshold": T, "quantile": q}``: ``q`` of
+    the validation pictures had an energy ``-logsumexp(logits)`` at or below T.
+    """
+    raw = metadata.get("unfamiliar")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("score") not in UNFAMILIAR_SCORES:
+        raise CheckpointError(f"{source}: unfamiliar must be a dict with score 'energy' and a threshold, "
+                              f"not {_show(raw)}")
+    threshold = raw.get("threshold")
+    if not _is_number(threshold):
+        raise CheckpointError(f"{source}: unfamiliar.threshold must be a finite number, not {_show(threshold)}")
+    return float(threshold)
 
 
 def state_elements(config: DenseNetConfig) -> int:

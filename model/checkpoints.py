@@ -49,6 +49,7 @@ class Checkpoint:
     metadata: dict = field(default_factory=dict)
     preprocessing: Preprocessing | None = None  # None: the file records none
     format_version: int = 1
+    unfamiliar_threshold: float | None = None  # energy above which a picture is unlike the training ones
 
 
 def normalize_key(key: str) -> str:
@@ -252,6 +253,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         shapes = {name: tuple(t.shape) for name, t in tensors.items()}
     version = cm.format_version(metadata, str(path))
     preprocessing = cm.preprocessing(metadata, str(path))
+    threshold = cm.unfamiliar(metadata, str(path))
     sd_shapes = {key: shapes[name] for key, name in names.items()}
     try:
         config = infer_config(sd_shapes)
@@ -268,7 +270,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         sd = {key: tensors[name].clone(memory_format=torch.contiguous_format) for key, name in names.items()}
         del tensors
     _check_values(sd, path)
-    return Checkpoint(sd, config, labels, metadata, preprocessing, version)
+    return Checkpoint(sd, config, labels, metadata, preprocessing, version, threshold)
 
 
 def build_model(checkpoint: Checkpoint, source: str = "checkpoint") -> DenseNet:

@@ -30,9 +30,18 @@ class Prediction:
     index: int
     label: str
     probability: float
+    unfamiliar: bool | None = None  # the picture is unlike the training pictures; None: the model cannot tell
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "label": self.label, "probability": self.probability}
+        record = {"index": self.index, "label": self.label, "probability": self.probability}
+        if self.unfamiliar is not None:
+            record["unfamiliar"] = self.unfamiliar
+        return record
+
+
+def energy(logits: torch.Tensor) -> torch.Tensor:
+    """The energy score ``-logsumexp(logits)`` per row: lower for pictures like the training ones."""
+    return -torch.logsumexp(logits.float(), dim=-1)
 
 
 @dataclass
@@ -55,7 +64,8 @@ class DenseNetClassifier:
     """A DenseNet with its labels, preprocessing and device."""
 
     def __init__(self, model: DenseNet, labels: Sequence[str], device: str | torch.device = "auto",
-                 source: str = "", preprocessing: Preprocessing = IMAGENET_PREPROCESSING, spec: str = "") -> None:
+                 source: str = "", preprocessing: Preprocessing = IMAGENET_PREPROCESSING, spec: str = "",
+                 unfamiliar_threshold: float | None = None) -> None:
         self.warnings: list[str] = []
         dev, warning = resolve_device(str(device))
         if warning:
@@ -65,6 +75,7 @@ class DenseNetClassifier:
         self.spec = spec or source  # the registry name or the path it was loaded from
         self.weights_file = ""  # the file the weights came from, when loaded from one
         self.preprocessing = preprocessing
+        self.unfamiliar_threshold = unfamiliar_threshold
         self.model = model.fused_for_inference()  # a copy: the caller's network is never changed
         self.device = torch.device("cpu")
         self._move_to(dev)
@@ -108,7 +119,8 @@ class DenseNetClassifier:
             labels = check_labels(side, n, f"labels file beside {path.name}")
         elif labels is None or len(labels) != n:
             labels = generic_labels(n)
-        return cls(model, labels, device, source, ckpt.preprocessing or default)
+        return cls(model, labels, device, source, ckpt.preprocessing or default,
+                   unfamiliar_threshold=ckpt.unfamiliar_threshold)
 
     @property
     def title(self) -> str:
@@ -171,12 +183,18 @@ class DenseNetClassifier:
                 return self.model(x.to(self.device, memory_format=torch.channels_last)).float()
         return self.run_with_fallback(run)
 
+    def unfamiliar(self, logits: torch.Tensor) -> list[bool | None]:
+        """Per row: is the picture unlike the training pictures (None when the model has no threshold)."""
+        if self.unfamiliar_threshold is None:
+            return [None] * len(logits)
+        return [bool(e > self.unfamiliar_threshold) for e in energy(logits).cpu().tolist()]
+
     def top_predictions(self, logits: torch.Tensor, topk: int) -> list[list[Prediction]]:
         probs = torch.softmax(logits.float(), dim=1).cpu()
         k = max(1, min(int(topk), probs.shape[1]))
         values, indices = probs.topk(k, dim=1)
-        return [[Prediction(int(i), self.labels[int(i)], float(v)) for v, i in zip(vs, idx)]
-                for vs, idx in zip(values, indices)]
+        return [[Prediction(int(i), self.labels[int(i)], float(v), odd) for v, i in zip(vs, idx)]
+                for vs, idx, odd in zip(values, indices, self.unfamiliar(logits))]
 
     def predict(self, image_or_images: ImageInput | Sequence[ImageInput], topk: int = 5,
                 preprocess: str = "full") -> list[Prediction] | list[list[Prediction]]:

@@ -254,6 +254,10 @@ class DenseNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_with_taps(x)[0]
 
+    def pooled_features(self, x: Tensor) -> Tensor:
+        """What the classifier sees: ``norm5``'s ReLU output, globally average-pooled (N, features)."""
+        return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.features(x)), 1), 1)
+
 
 def densenet(growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16),
              num_init_features: int = 64, bn_size: int = 4, compression: float = 0.5,

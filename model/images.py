@@ -109,7 +109,7 @@ def _check_path(path: Path) -> None:
     except FileNotFoundError:
         raise ImageLoadError(f"{path}: file not found") from None
     except OSError as e:
-        raise ImageLoadError(f"{path}: cannot read ({_reason(e)})") from None
+        raise ImageLoadError(f"{path}: cannot read ({os_reason(e)})") from None
     if stat.S_ISDIR(st.st_mode):
         raise ImageLoadError(f"{path}: is a folder, not an image")
     if not stat.S_ISREG(st.st_mode):
@@ -186,7 +186,8 @@ class Collected:
     problems: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _reason(error: OSError) -> str:
+def os_reason(error: OSError) -> str:
+    """A short, human reason for an operating-system error."""
     return {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
             errno.ENAMETOOLONG: "the name is too long for the file system",
             errno.ELOOP: "too many symbolic links"}.get(error.errno, error.strerror or str(error))
@@ -205,7 +206,7 @@ def collect_images(paths: Iterable[str | Path]) -> Collected:
             continue
 
         def unreadable(error: OSError, top: Path = p) -> None:
-            found.problems.append((Path(error.filename or top), _reason(error)))
+            found.problems.append((Path(error.filename or top), os_reason(error)))
 
         for root, dirs, files in os.walk(p, onerror=unreadable):
             dirs.sort()
