@@ -341,3 +341,25 @@ def test_checkpoints_written_by_earlier_versions_still_load_and_classify(name):
     clf = DenseNetClassifier.load(path, device="cpu")
     preds = clf.predict(sample(3, 1, (64, 64)).image, topk=2)
     assert len(preds) == 2 and preds[0].unfamiliar is None and "unfamiliar" not in preds[0].to_dict()
+
+
+def test_finetuning_starts_from_cached_imagenet_weights_with_a_new_classifier(folder, tmp_path, monkeypatch,
+                                                                              densenet121_pth):
+    """A fixed-seed DenseNet-121 state dict stands in for the ImageNet file in the torch hub cache."""
+    import shutil
+
+    from model.zoo import MODELS
+
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    shutil.copy(densenet121_pth, hub / MODELS["densenet121"].weights_file)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("DENSELENS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "dn121.pth"
+    summary = train(_tiny_config(out, data=str(folder), init="densenet121", mode="head", epochs=2))
+    ckpt = read_checkpoint(out)
+    assert summary["init"] == "densenet121" and ckpt.config.block_config == (6, 12, 24, 16)
+    assert ckpt.config.num_classes == 4 and ckpt.preprocessing.mean == MODELS["densenet121"].preprocessing.mean
+    start = torch.load(densenet121_pth, weights_only=True)
+    assert torch.equal(start["features.denseblock4.denselayer16.conv2.weight"],
+                       ckpt.state_dict["features.denseblock4.denselayer16.conv2.weight"])

@@ -1,0 +1,75 @@
+"""``main.py train`` as a user runs it: exit codes and messages, the JSON summary, and what the trained
+checkpoint tells ``classify``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main as cli
+from tests.folders import FOUR, shapes_folder
+
+SMALL = ["--epochs", "2", "--batch-size", "8", "--input-size", "32", "--growth-rate", "4", "--blocks", "2,2",
+         "--init-features", "8", "--stem", "small", "--workers", "0", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return shapes_folder(tmp_path_factory.mktemp("cli") / "pictures", per_class=8, size=40)
+
+
+def _usage_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as info:
+        cli(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_train_json_summary_and_classify_reports_unfamiliar(folder, tmp_path, capsys):
+    out = tmp_path / "model.pth"
+    assert cli(["train", "--data", str(folder), "--out", str(out), "--json", *SMALL]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["classes"] == sorted(FOUR) and summary["checkpoint"] == str(out)
+    assert [row["epoch"] for row in summary["history"]] == [1, 2] and summary["best_epoch"] in (1, 2)
+    assert summary["counts"]["validation"] == dict.fromkeys(sorted(FOUR), 2)
+    assert 0.0 <= summary["val_accuracy"] <= 1.0 and summary["seconds"] > 0
+    assert "best val accuracy" in captured.err
+    assert cli(["classify", str(folder / "star"), "--model", str(out), "--json", "--topk", "1"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 8 and all(r["predictions"][0]["unfamiliar"] in (True, False) for r in records)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: root / "missing", "no such folder"),
+    (lambda root: (root / "file.txt").write_text("x") and root / "file.txt", "not a folder"),
+    (lambda root: shapes_folder(root / "one", classes=("circle",), per_class=3, size=32), "at least two sub-folders"),
+])
+def test_unusable_data_is_exit_2_naming_the_folder(tmp_path, capsys, make, message):
+    data = make(tmp_path)
+    err = _usage_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "m.pth"), *SMALL])
+    assert message in err and str(data) in err
+    assert not (tmp_path / "m.pth").exists()
+
+
+def test_resume_without_a_resumable_file_is_exit_2(folder, tmp_path, capsys):
+    err = _usage_error(capsys, ["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"), "--resume", *SMALL])
+    assert "nothing to resume" in err and "m.last.pth" in err
+
+
+def test_offline_imagenet_start_is_exit_2_naming_the_alternatives(folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("DENSELENS_WEIGHTS_URL", "http://127.0.0.1:9/")
+    err = _usage_error(capsys, ["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"),
+                                "--init", "densenet121", *SMALL])
+    assert "--init demo" in err and "--init scratch" in err
+
+
+def test_bad_numbers_are_usage_errors(folder, tmp_path, capsys):
+    err = _usage_error(capsys, ["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"),
+                                *SMALL, "--val-fraction", "1.5"])
+    assert "validation fraction" in err
