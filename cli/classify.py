@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 def format_predictions(path: Path, predictions) -> str:
     lines = [str(path)]
+    if predictions and predictions[0].unfamiliar:
+        lines.append("  (unlike the training pictures: do not trust these scores)")
     for rank, p in enumerate(predictions, 1):
         lines.append(f"  {rank}. {p.label:<40} {p.probability * 100:6.2f}%  (class {p.index})")
     return "\n".join(lines)

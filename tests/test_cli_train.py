@@ -73,3 +73,21 @@ def test_bad_numbers_are_usage_errors(folder, tmp_path, capsys):
     err = _usage_error(capsys, ["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"),
                                 *SMALL, "--val-fraction", "1.5"])
     assert "validation fraction" in err
+
+
+def test_classify_says_when_a_picture_is_unlike_the_training_pictures(tmp_path, capsys):
+    import torch
+
+    from model.shapes import sample
+    from tests.conftest import make_tiny
+
+    picture = tmp_path / "odd.png"
+    sample(1, 0, (64, 64)).image.save(picture)
+    for threshold, unfamiliar in ((-1e9, True), (1e9, False)):
+        path = tmp_path / f"t{unfamiliar}.pth"
+        torch.save({"state_dict": make_tiny().state_dict(), "class_names": ["a", "b", "c", "d"], "format_version": 3,
+                    "unfamiliar": {"score": "energy", "threshold": threshold, "quantile": 0.95}}, path)
+        assert cli(["classify", str(picture), "--model", str(path)]) == 0
+        assert ("unlike the training pictures" in capsys.readouterr().out) is unfamiliar
+        assert cli(["classify", str(picture), "--model", str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["predictions"][0]["unfamiliar"] is unfamiliar

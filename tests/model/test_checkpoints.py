@@ -176,7 +176,7 @@ def test_a_file_from_a_newer_denselens_is_refused_by_name(tmp_path):
 def test_current_format_version_is_read_back(tmp_path):
     path = tmp_path / "v2.pth"
     torch.save({"state_dict": make_tiny().state_dict(), "format_version": cm.FORMAT_VERSION}, path)
-    assert read_checkpoint(path).format_version == cm.FORMAT_VERSION == 2
+    assert read_checkpoint(path).format_version == cm.FORMAT_VERSION == 3
 
 
 # -- metadata: what a file says about itself is checked ----------------------
@@ -221,6 +221,10 @@ LYING_METADATA = [
     ({"class_names": ["ant", "bee"]}, "class_names"),
     ({"labels": [1, 2, 3, 4]}, "labels"),
     ({"format_version": "2"}, "format_version"),
+    ({"unfamiliar": 3.5}, "unfamiliar"),
+    ({"unfamiliar": {"score": "maxlogit", "threshold": 1.0}}, "unfamiliar"),
+    ({"unfamiliar": {"score": "energy", "threshold": math.inf}}, "unfamiliar.threshold"),
+    ({"unfamiliar": {"score": "energy", "threshold": "-3"}}, "unfamiliar.threshold"),
 ]
 
 
