@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -143,12 +144,14 @@ def _decodes(path: Path) -> str | None:
 
 def check_folder(root: str | Path, progress: Progress | None = None, cancelled: Callable[[], bool] | None = None,
                  class_names: Sequence[str] | None = None, min_per_class: int = MIN_IMAGES_PER_CLASS,
-                 workers: int = CHECK_WORKERS) -> DataCheck:
+                 workers: int = CHECK_WORKERS, decode: bool = True) -> DataCheck:
     """Scan and decode a folder per class; refuse what cannot be used (``DataError``).
 
     ``class_names``: the classes to keep, in this order (a model's); folders
     named otherwise are reported as ignored.  ``min_per_class``: usable
     pictures every class needs (0 when evaluating: an empty class is fine).
+    ``decode``: False trusts the file names (for callers that decode every
+    picture anyway and report the ones that fail).
     """
     root = Path(root)
     ignored: list[tuple[Path, str]] = []
@@ -158,25 +161,30 @@ def check_folder(root: str | Path, progress: Progress | None = None, cancelled: 
         classes = folders
     else:
         classes = list(class_names)
+        # a folder named "été" may come back decomposed (macOS): compare composed forms
+        wanted = {unicodedata.normalize("NFC", name): name for name in classes}
         for name in folders:
-            if name not in classes:
+            if unicodedata.normalize("NFC", name) not in wanted:
                 ignored.append((root / name, "not one of the model's classes"))
-        folders = [name for name in folders if name in classes]
+        named = {name: wanted[unicodedata.normalize("NFC", name)] for name in folders
+                 if unicodedata.normalize("NFC", name) in wanted}
+        folders = list(named)
         if not folders:
             raise DataError(f"{root}: no sub-folder is named after one of the model's classes "
                             f"({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''})")
     if class_names is None and len(classes) < 2:
         raise DataError(f"{root}: needs at least two sub-folders of pictures, one per class "
                         f"(found {len(classes)})")
-    candidates = [(path, classes.index(name)) for name in folders
+    class_of = named if class_names is not None else {name: name for name in folders}
+    candidates = [(path, classes.index(class_of[name])) for name in folders
                   for path in _class_files(root / name, ignored, bad)]
-    files: list[tuple[Path, int]] = []
-    total = len(candidates)
+    files: list[tuple[Path, int]] = [] if decode else candidates
+    total = len(candidates) if decode else 0
     if progress:
         progress(0, total)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
         for done, ((path, label), problem) in enumerate(
-                zip(candidates, pool.map(lambda c: _decodes(c[0]), candidates)), start=1):
+                zip(candidates, pool.map(lambda c: _decodes(c[0]), candidates if decode else [])), start=1):
             if problem is None:
                 files.append((path, label))
             else:
@@ -189,7 +197,7 @@ def check_folder(root: str | Path, progress: Progress | None = None, cancelled: 
     check = DataCheck(root, classes, files, bad, ignored)
     counts = check.counts
     too_few = [f"{name} ({count})" for name, count in zip(classes, counts)
-               if count < min_per_class and (class_names is None or name in folders)]
+               if count < min_per_class and name in class_of.values()]
     if too_few:
         raise DataError(f"{root}: every class needs at least {min_per_class} readable pictures; too few in "
                         f"{', '.join(too_few)}")
@@ -199,8 +207,7 @@ def check_folder(root: str | Path, progress: Progress | None = None, cancelled: 
                        for name, count in zip(classes, counts) if 0 < count < FEW_IMAGES]
     if check.imbalanced:
         present = [c for c in counts if c]
-        check.warnings.append(f"the classes are imbalanced ({max(present)} vs {min(present)} pictures); "
-                              f"training weights the classes to balance them")
+        check.warnings.append(f"the classes are imbalanced ({max(present)} vs {min(present)} pictures)")
     return check
 
 

@@ -396,6 +396,8 @@ def train(cfg: TrainConfig, events: TrainEvents | None = None) -> dict:
     if plan.check is not None:
         for line in plan.check.summary():
             events.log(line)
+    if plan.class_weights is not None:
+        events.log("the loss weights every class by the inverse of its share, to balance them")
     model = plan.model.to(device, memory_format=torch.channels_last)
     if mode == "head":
         train_set, val_set = _feature_loader(plan, model, device, max(cfg.batch_size, 32), events, cfg.seed)

@@ -30,7 +30,8 @@ def no_window(monkeypatch):
     monkeypatch.setattr(gui.app, "run", fail)
 
 
-@pytest.mark.parametrize("word, suggestion", [("evalute", "explain"), ("clasify", "classify"), ("inof", "info"),
+@pytest.mark.parametrize("word, suggestion", [("evalute", "evaluate"), ("explian", "explain"), ("clasify", "classify"),
+                                              ("inof", "info"),
                                               ("trian", "train")])
 def test_mistyped_command_is_a_usage_error_with_a_suggestion(word, suggestion, tmp_path, monkeypatch, no_window,
                                                              capsys):

@@ -140,7 +140,7 @@ def test_small_and_imbalanced_classes_are_warned_and_weighted(tmp_path):
                          size=32)
     check = check_folder(data)
     assert any("'square' has only 4" in w for w in check.warnings)
-    assert any("imbalanced (30 vs 4" in w for w in check.warnings)
+    assert any("imbalanced (30 vs 4 pictures)" in w for w in check.warnings)
     plan = training._plan(_tiny_config(tmp_path / "m.pth", data=str(data)), TrainEvents())
     weights = plan.class_weights.tolist()
     assert weights[1] > 5 * weights[0]  # the rare class counts for more
@@ -363,3 +363,13 @@ def test_finetuning_starts_from_cached_imagenet_weights_with_a_new_classifier(fo
     start = torch.load(densenet121_pth, weights_only=True)
     assert torch.equal(start["features.denseblock4.denselayer16.conv2.weight"],
                        ckpt.state_dict["features.denseblock4.denselayer16.conv2.weight"])
+
+
+def test_class_folders_match_the_model_names_in_any_unicode_form(tmp_path):
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "été")
+    data = shapes_folder(tmp_path / "d", classes=("circle", "square"), per_class=2, size=32)
+    (data / "circle").rename(data / decomposed)
+    check = check_folder(data, class_names=["été", "square", "other"], min_per_class=0)
+    assert check.counts == [2, 2, 0] and check.classes == ["été", "square", "other"]
