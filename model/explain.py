@@ -320,8 +320,12 @@ def explain(clf: DenseNetClassifier, prepared: Prepared, layers: Sequence[str] |
 
 
 def explain_batch(clf: DenseNetClassifier, prepared: Sequence[Prepared], method: str = "gradcam", topk: int = 5,
-                  batch_size: int = 8, layer: str | None = None) -> list[Explanation]:
+                  batch_size: int = 8, layer: str | None = None,
+                  classes: Sequence[int | None] | None = None) -> list[Explanation]:
     """The top class's map at the deepest dense block (or ``layer``, ``norm5`` or the last block) for each picture.
+
+    ``classes``: per picture, the class to explain instead of its top class
+    (None keeps the top class).
 
     Consecutive pictures of the same analysed size go through the network
     ``batch_size`` at a time; their gradients are in closed form (no backward
@@ -338,8 +342,9 @@ def explain_batch(clf: DenseNetClassifier, prepared: Sequence[Prepared], method:
     layer = layer or default_layer(taps)
     if layer not in taps[-2:]:
         raise ValueError(f"explain_batch explains {taps[-2]} or norm5 (closed-form gradients), not {layer}")
+    wanted = list(classes) if classes is not None else [None] * len(prepared)
     if not gradients.supports(clf.model):
-        return [explain(clf, p, [layer], None, method, topk) for p in prepared]
+        return [explain(clf, p, [layer], None if c is None else [c], method, topk) for p, c in zip(prepared, wanted)]
     results: list[Explanation] = []
     start = 0
     while start < len(prepared):
@@ -347,19 +352,19 @@ def explain_batch(clf: DenseNetClassifier, prepared: Sequence[Prepared], method:
         stop = start + 1
         while stop < len(prepared) and stop - start < batch_size and prepared[stop].tensor.shape == shape:
             stop += 1
-        results.extend(clf.run_with_fallback(lambda group=prepared[start:stop]: _explain_group(
-            clf, group, layer, spec.name, topk)))
+        results.extend(clf.run_with_fallback(lambda group=prepared[start:stop], chosen=wanted[start:stop]:
+                                             _explain_group(clf, group, layer, spec.name, topk, chosen)))
         start = stop
     return results
 
 
 def _explain_group(clf: DenseNetClassifier, group: Sequence[Prepared], layer: str, method: str,
-                   topk: int) -> list[Explanation]:
+                   topk: int, chosen: Sequence[int | None]) -> list[Explanation]:
     recording = gradients.record(clf.model, clf.batch([p.tensor for p in group]), [layer])
     scores = recording.logits.float().cpu()
     probabilities = torch.softmax(scores, dim=1)
     predictions = clf.top_predictions(scores, max(topk, 1))
-    tops = [p[0].index for p in predictions]
+    tops = [p[0].index if c is None else int(c) for p, c in zip(predictions, chosen)]
     grads = gradients.tap_gradients(clf.model, recording, [layer], tops, samples=range(len(group)))[layer]
     raws = gradient_cam(method, recording.taps[layer], grads).float().cpu().numpy()
     return [Explanation(predictions[i], [layer_class_map(clf, layer, tops[i], raws[i], scores[i], probabilities[i],

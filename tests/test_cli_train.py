@@ -91,3 +91,14 @@ def test_classify_says_when_a_picture_is_unlike_the_training_pictures(tmp_path, 
         assert ("unlike the training pictures" in capsys.readouterr().out) is unfamiliar
         assert cli(["classify", str(picture), "--model", str(path), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)[0]["predictions"][0]["unfamiliar"] is unfamiliar
+
+
+def test_the_validation_accuracy_training_reports_is_what_evaluate_measures(folder, tmp_path, capsys):
+    val = shapes_folder(tmp_path / "val", per_class=5, size=40, seed=4)
+    out = tmp_path / "m.pth"
+    assert cli(["train", "--data", str(folder), "--val-folder", str(val), "--out", str(out), "--json", *SMALL]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert cli(["evaluate", str(val), "--model", str(out), "--json", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == summary["val_accuracy"]
+    assert [c["count"] for c in report["classes"]] == [5, 5, 5, 5]

@@ -256,3 +256,12 @@ def test_batched_explanations_serve_the_closed_form_layers_and_gradient_methods_
         explain_batch(densenet, picture, layer="denseblock3")
     with pytest.raises(ValueError, match="gradient method"):
         explain_batch(densenet, picture, method="scorecam")
+
+
+def test_batched_explanations_of_chosen_classes_equal_single_ones(densenet):
+    pictures = [densenet.prepare(Image.effect_noise((224, 224), 30 + 10 * i).convert("RGB")) for i in range(3)]
+    chosen = [7, None, 123]
+    batched = explain_batch(densenet, pictures, classes=chosen)
+    single = [explain(densenet, p, classes=None if c is None else [c]) for p, c in zip(pictures, chosen)]
+    _assert_same_explanations(batched, single)
+    assert batched[0].maps[0].class_index == 7 and batched[2].maps[0].class_index == 123
