@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cli import classify, evaluate, explain, info, train
+from cli import audit, classify, evaluate, explain, info, train
 from cli.common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -32,7 +32,8 @@ from cli.common import (
     silence_stdout,
 )
 
-COMMANDS = {"classify": classify, "explain": explain, "evaluate": evaluate, "info": info, "train": train}
+COMMANDS = {"classify": classify, "explain": explain, "evaluate": evaluate, "audit": audit, "info": info,
+            "train": train}
 
 
 def program_name() -> str:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(escape_surrogates(message), file=sys.stderr)
 
     def bar(key: str, total: int, desc: str, unit: str) -> tqdm:
-        if key not in bars or bars[key].total != total:
+        if key not in bars or bars[key].total != total or bars[key].desc != desc:
             if key in bars:
                 bars[key].close()
             bars[key] = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
@@ -101,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
     def checking(done: int, total: int) -> None:
         b = bar("check", total, "checking pictures", "img")
         b.update(done - b.n)
+        if done >= total:
+            bars.pop("check").close()
 
     def step(epoch: int, done: int, steps: int, loss: float) -> None:
-        b = bar(f"epoch{epoch}", steps, f"epoch {epoch}/{cfg.epochs}", "batch")
+        b = bar("epoch", steps, f"epoch {epoch}/{cfg.epochs}", "batch")
         b.update(done - b.n)
         b.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
