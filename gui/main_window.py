@@ -50,16 +50,19 @@ from gui.architecture_dialog import ArchitectureDialog
 from gui.blocks_panel import BlocksPanel
 from gui.dropping import expand_paths, local_paths
 from gui.engine import Engine
+from gui.evaluation_view import EvaluationWindow
 from gui.exporting import ExportController
 from gui.image_list import ImageList
 from gui.image_view import ImageView
 from gui.logs import log_path
 from gui.messages import Classified, Explained, MetricsResult, ModelFailure, ModelInfo
-from gui.predictions_panel import PredictionsPanel
+from gui.predictions_panel import UNFAMILIAR_TEXT, UNFAMILIAR_TIP, PredictionsPanel
 from gui.session import Session, Task
 from gui.settings import Settings
 from gui.sources_panel import SourcesPanel
-from gui.text import display_name, display_path, short_name
+from gui.text import display_name, display_path, plain_tooltip, short_name
+from gui.train_dialog import TrainDialog
+from gui.training_view import TrainingWindow
 from model.cam import METHODS
 from model.render import COLORMAPS
 from model.zoo import MODELS, PREPROCESS_MODES, model_title, preprocess_help, preprocess_title
@@ -101,6 +104,9 @@ class MainWindow(QMainWindow):
         self._shown_key: tuple | None = None  # (path, method, region) of the maps on screen
         self._drawn_class: int | None = None  # the class of the maps on screen
         self._sources_asked: tuple | None = None  # what the split on its way was asked for
+        self.train_dialog = None  # gui.train_dialog.TrainDialog while open
+        self.training_view = None  # gui.training_view.TrainingWindow of the latest run
+        self.evaluation_views: list = []  # gui.evaluation_view.EvaluationWindow, open or not
 
         self._build_widgets()
         self._build_actions()
@@ -288,6 +294,14 @@ class MainWindow(QMainWindow):
                                                "A DenseNet checkpoint: .pth, .pt or .safetensors"))
         self.recent_menu = self.model_menu.addMenu("&Recent models")
         self._fill_recent()
+        self.model_menu.addSeparator()
+        self.train_action = self._action("&Train on a folder…", self.open_train_dialog,
+                                         tip="Train a DenseNet on a folder with one sub-folder of pictures per class")
+        self.model_menu.addAction(self.train_action)
+        self.evaluate_action = self._action("&Evaluate on a folder…", self.evaluate_folder,
+                                            tip="Accuracy, confusion matrix and heatmaps of the loaded model on a "
+                                                "folder with one sub-folder per class")
+        self.model_menu.addAction(self.evaluate_action)
 
         self.device_menu = menu.addMenu("&Device")
         self.device_group = QActionGroup(self)
@@ -608,9 +622,19 @@ class MainWindow(QMainWindow):
         if not self.session.accept_classified(result):
             return
         self.images.set_result(result.path, result.predictions, result.error, result.thumbnail)
+        if result.predictions and getattr(result.predictions[0], "unfamiliar", None):
+            self._mark_unfamiliar(result.path, result.predictions[0])
         if result.error and result.path == self.session.current_path:
             self._show_image_error(result.error)
         self.update_actions()
+
+    def _mark_unfamiliar(self, path: str, top) -> None:
+        """Flag a row whose picture is unlike the training pictures (the predictions panel says why)."""
+        item = self.images.item_for(path)
+        if item is not None:
+            item.setText(f"{item.text()} ⚑")
+            item.setToolTip(plain_tooltip(f"{display_path(path)}\n{top.label}: {top.probability * 100:.1f}%\n\n"
+                                          f"{UNFAMILIAR_TEXT}: {UNFAMILIAR_TIP}"))
 
     @Slot()
     def _on_batch_finished(self) -> None:
@@ -879,6 +903,82 @@ class MainWindow(QMainWindow):
                 f"{f['probability_top20'] * 100:.1f}% with only the hottest 20% kept")
         QTimer.singleShot(0, lambda: self.side.ensureWidgetVisible(self.metrics_label))  # after the relayout
 
+    # -- training and evaluation --------------------------------------------------------
+    def open_train_dialog(self):
+        """Model ▸ Train on a folder…: the dialog (or the running training's view)."""
+        if self.training_running():
+            self.training_view.show()
+            self.training_view.raise_()
+            return None
+        if self.train_dialog is not None:
+            self.train_dialog.raise_()
+            return self.train_dialog
+        current = self.session.model.spec if self.session.model else None
+        dialog = TrainDialog(self, current, device=self.device)
+        dialog.accepted.connect(self._on_train_accepted)
+        dialog.finished.connect(self._on_train_dialog_closed)
+        dialog.open()
+        self.train_dialog = dialog
+        return dialog
+
+    @Slot()
+    def _on_train_accepted(self) -> None:
+        if self.train_dialog is not None:
+            self.start_training(self.train_dialog.config())
+
+    @Slot(int)
+    def _on_train_dialog_closed(self, _result: int) -> None:
+        if self.train_dialog is not None:
+            self.train_dialog.deleteLater()
+        self.train_dialog = None
+
+    def start_training(self, config: dict):
+        """Open the live training view and start ``config`` (``model.training.TrainConfig``'s fields)."""
+        if self.training_running():
+            return self.training_view
+        if self.training_view is not None:
+            self.training_view.shutdown()
+            self.training_view.deleteLater()
+        view = TrainingWindow(config, self)
+        view.modelReady.connect(self._on_trained)
+        self.training_view = view
+        view.show()
+        view.start()
+        self.statusBar().showMessage(f"Training {display_name(config['out'])}…", 5000)
+        return view
+
+    @Slot(object)
+    def _on_trained(self, result) -> None:
+        """A run's model: load it as the current one (it joins Recent models) and evaluate it."""
+        checkpoint = result.summary["checkpoint"]
+        self.load_model(checkpoint)
+        files = result.validation_files or None
+        folder = result.validation_folder
+        what = (f"its {len(files)} validation pictures from {display_name(folder)}" if files else
+                f"the pictures in {display_name(folder)}")
+        self.open_evaluation(checkpoint, folder, files, what)
+
+    def evaluate_folder(self) -> None:
+        """Model ▸ Evaluate on a folder…: the loaded model on a folder with one sub-folder per class."""
+        if self.session.model is None:
+            self.statusBar().showMessage("The model is still loading", 4000)
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Evaluate on a folder (one sub-folder per class)",
+                                                  self.settings.last_folder())
+        if folder:
+            self.settings.set_last_folder(folder)
+            self.open_evaluation(self.session.model.spec, folder)
+
+    def open_evaluation(self, spec: str, folder: str, files: list[str] | None = None, what: str = ""):
+        for old in [v for v in self.evaluation_views if not v.isVisible() and not v.running]:
+            old.shutdown()
+            old.deleteLater()
+            self.evaluation_views.remove(old)
+        view = EvaluationWindow(spec, self.device, folder, files, what, self)
+        self.evaluation_views.append(view)
+        view.show()
+        return view
+
     # -- progress, errors, misc --------------------------------------------------------
     @Slot(str, int, int)
     def _on_task_progress(self, task: str, done: int, total: int) -> None:
@@ -996,7 +1096,28 @@ class MainWindow(QMainWindow):
                 self.removeToolBarBreak(self.display_tools)
             self._toolbar_break = wrap
 
+    def training_running(self) -> bool:
+        view = self.training_view
+        return view is not None and view.run.running
+
+    def may_close(self) -> bool:
+        """Whether the window may close now: while training runs, only if the user agrees to stop it."""
+        return not self.training_running() or self.confirm_stop_training()
+
+    def confirm_stop_training(self) -> bool:
+        """Ask whether to stop training and quit (tests replace this method)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Stop training and quit?",
+                          "A model is training. Quitting stops it; the best epoch so far stays saved and "
+                          "training can be resumed later.", QMessageBox.StandardButton.NoButton, self)
+        quit_button = box.addButton("Stop training and quit", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep training", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        return box.clickedButton() is quit_button
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self.may_close():
+            event.ignore()
+            return
         s = self.settings
         s.set_state("geometry", self.saveGeometry())
         s.set_state("state", self.saveState())
@@ -1006,7 +1127,14 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
-        """Stop the engine: cancel what can be cancelled, then wait for the thread to end."""
+        """Stop training, evaluations and the engine: cancel what can be cancelled, then wait for the threads."""
+        if self.train_dialog is not None:
+            self.train_dialog.reject()
+            self.train_dialog = None
+        if self.training_view is not None:
+            self.training_view.shutdown()
+        for view in self.evaluation_views:
+            view.shutdown()
         if not self.thread.isRunning():
             return
         for flag in (self.engine.cancel_batch, self.engine.cancel_explain, self.engine.cancel_export,

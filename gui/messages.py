@@ -150,3 +150,75 @@ class SourcesResult:
     maps: list = field(default_factory=list)  # HeatView per source: its positive part
     error: str | None = None
     load_id: int = 0
+
+
+# -- training and evaluation (gui.trainer's workers) --------------------------------
+@dataclass
+class CheckRequest:
+    """Check a labelled folder (one sub-folder per class) before training on it."""
+
+    request_id: int
+    folder: str
+
+
+@dataclass
+class CheckResult:
+    request_id: int
+    folder: str
+    report: dict | None = None  # model.datasets.DataCheck.to_dict()
+    usable: int = 0  # pictures training can use
+    error: str | None = None
+
+
+@dataclass
+class TrainRequest:
+    config: dict  # model.training.TrainConfig's fields
+    resume: bool = False
+
+
+@dataclass
+class TrainResult:
+    """How a run ended: ``summary`` is what ``train`` returned (None when it raised)."""
+
+    summary: dict | None = None
+    validation_folder: str = ""  # the folder the validation files are relative to
+    validation_files: list[str] = field(default_factory=list)
+    error: str | None = None
+    cancelled: bool = False  # stopped before the first epoch finished: nothing saved
+
+
+@dataclass
+class EvaluationRequest:
+    request_id: int
+    spec: str  # the model: a registry name or a checkpoint path
+    device: str
+    folder: str
+    files: list[str] | None = None  # only these files (relative to ``folder``, class folder first); None: all
+
+
+@dataclass
+class Evaluated:
+    request_id: int
+    evaluation: Any = None  # model.folder_evaluation.FolderEvaluation
+    layer: str = ""  # the layer the picture heatmaps explain
+    error: str | None = None
+    cancelled: bool = False
+
+
+@dataclass
+class PairRequest:
+    """The heatmaps of one evaluated picture for its predicted and its true class."""
+
+    request_id: int
+    path: str
+    predicted: int
+    true: int
+    preprocess: str
+
+
+@dataclass
+class PairResult:
+    request_id: int
+    path: str
+    tiles: list = field(default_factory=list)  # (caption, RGB uint8 array), predicted class first
+    error: str | None = None

@@ -17,6 +17,11 @@ from PySide6.QtWidgets import (
 
 from gui.text import plain_tooltip
 
+UNFAMILIAR_TEXT = "⚑ Unlike the training pictures"
+UNFAMILIAR_TIP = ("This picture is unlike the pictures the model was trained on: its score is outside the range "
+                  "of most validation pictures. The model still picks a class, but its confidence should not be "
+                  "trusted here.")
+
 
 class PredictionRow(QPushButton):
     """A checkable row: rank, label and a probability bar."""
@@ -63,6 +68,15 @@ class PredictionsPanel(QWidget):
         header.addWidget(title, 1)
         header.addWidget(self.topk)
         layout.addLayout(header)
+        self.unfamiliar = QLabel(UNFAMILIAR_TEXT)
+        self.unfamiliar.setTextFormat(Qt.TextFormat.PlainText)
+        self.unfamiliar.setToolTip(UNFAMILIAR_TIP)
+        self.unfamiliar.setAccessibleName("Warning: unlike the training pictures")
+        self.unfamiliar.setAccessibleDescription(UNFAMILIAR_TIP)
+        self.unfamiliar.setStyleSheet("QLabel { background: #fff3cd; color: #6b4a00; border: 1px solid #e0b000;"
+                                      " border-radius: 4px; padding: 3px 6px; font-weight: bold; }")
+        self.unfamiliar.hide()
+        layout.addWidget(self.unfamiliar)
         self._rows_box = QVBoxLayout()
         self._rows_box.setSpacing(2)
         layout.addLayout(self._rows_box)
@@ -97,12 +111,15 @@ class PredictionsPanel(QWidget):
 
     def set_message(self, text: str) -> None:
         self._clear()
+        self.unfamiliar.hide()
         self.placeholder.setText(text)
         self.placeholder.show()
 
     def set_predictions(self, predictions: list, selected: int | None) -> None:
         self._clear()
         self.placeholder.hide()
+        # The badge follows the predictions it is shown with: never another picture's.
+        self.unfamiliar.setVisible(bool(predictions) and getattr(predictions[0], "unfamiliar", None) is True)
         for rank, p in enumerate(predictions, 1):
             row = PredictionRow(rank, p.index, p.label, p.probability, self)
             row.setChecked(p.index == selected)

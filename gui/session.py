@@ -324,3 +324,172 @@ class Session(Observable):
     def active_task(self) -> Task | None:
         """The task the progress bar shows: the one started or updated last."""
         return next(reversed(self.tasks.values()), None)
+
+
+# -- training and evaluation ---------------------------------------------------------
+def format_duration(seconds: float) -> str:
+    """A time left as people say it: "about 40 s", "about 3 min", "about 1 h 20 min"."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 10:
+        return "a few seconds"
+    if seconds < 90:
+        return f"about {round(seconds / 5) * 5:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60} min"
+
+
+class TrainingRun(Observable):
+    """A training run as the training view shows it (announced: ``state``, ``progress``, ``history``).
+
+    ``state``: "checking" (the data check), "training", "stopping", "stopped"
+    (the best epoch so far is kept), "finished", "failed" (``message`` says
+    why).  ``clock`` is injected so the time-left estimate is tested without
+    waiting.
+    """
+
+    def __init__(self, config: dict, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self.config = dict(config)  # TrainConfig fields: out, data, init, mode, epochs, ...
+        self.clock = clock
+        self.state = "checking"
+        self.message: str | None = None
+        self.history: list[dict] = []  # one row per finished epoch: epoch, train_loss, val_loss, val_accuracy, ...
+        self.progress: tuple[int, int, int, float | None] = (0, 0, 0, None)  # epoch, step, steps, running loss
+        self.checked: tuple[int, int] = (0, 0)
+        self.summary: dict | None = None  # what ``model.training.train`` returned
+        self.validation: tuple[str, list[str]] | None = None  # (folder, files relative to it) to evaluate on
+        self._step_clock: tuple[int, int, float] | None = None  # (epoch, step, time) at the epoch's first step
+
+    @property
+    def epochs(self) -> int:
+        return int(self.config.get("epochs", 0))
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("checking", "training", "stopping")
+
+    def restart(self) -> None:
+        """A new attempt of the same run (resume or start again): history up to the last saved epoch stays."""
+        self.message = None
+        self.summary = None
+        self.checked = (0, 0)
+        self.progress = (0, 0, 0, None)
+        self._step_clock = None
+        self.state = "checking"
+
+    def checking(self, done: int, total: int) -> None:
+        self.checked = (done, total)
+        self.notify("checked")
+
+    def step(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        if self.state == "checking":
+            self.state = "training"
+        if self._step_clock is None or self._step_clock[0] != epoch or step < self._step_clock[1]:
+            self._step_clock = (epoch, step, self.clock())
+        self.progress = (epoch, step, steps, loss)
+
+    def epoch_done(self, row: dict) -> None:
+        """A finished epoch; a resumed run repeats no epoch, but a row replaces any of the same number."""
+        self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [dict(row)]
+        self._step_clock = None
+
+    def stop_requested(self) -> None:
+        if self.running:
+            self.state = "stopping"
+
+    def ended(self, summary: dict | None, validation: tuple[str, list[str]] | None = None) -> None:
+        """``train`` returned (``summary['stopped']`` says whether it was stopped early)."""
+        self.summary = summary
+        self.validation = validation
+        if summary is not None:
+            self.history = [dict(r) for r in summary.get("history", self.history)]
+        self.state = "stopped" if summary is None or summary.get("stopped") else "finished"
+
+    def failed(self, message: str) -> None:
+        self.message = message
+        self.state = "failed"
+
+    def best(self) -> dict | None:
+        """The best epoch so far (validation accuracy, then loss), as training keeps it."""
+        if not self.history:
+            return None
+        return max(self.history, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+
+    def time_left(self) -> float | None:
+        """Seconds until the last epoch ends: epochs measured so far, else this epoch's steps; None: unknown."""
+        epoch, step, steps, _ = self.progress
+        if self.state != "training" or not steps or not self.epochs:
+            return None
+        last = self.history[-1]["epoch"] if self.history else 0
+        current, fraction = (epoch, min(1.0, step / steps)) if epoch > last else (last + 1, 0.0)
+        seconds = [r["seconds"] for r in self.history if r.get("seconds")]
+        if seconds:
+            per_epoch = sum(seconds) / len(seconds)
+        elif self._step_clock is not None and step > self._step_clock[1]:
+            _, first_step, started = self._step_clock
+            per_step = (self.clock() - started) / (step - first_step)
+            per_epoch = per_step * steps * 1.1  # validation takes some more
+        else:
+            return None
+        return per_epoch * (1.0 - fraction) + per_epoch * max(0, self.epochs - current)
+
+
+class EvaluationState(Observable):
+    """The evaluation view's state: the result, the chosen confusion cell and picture, the heatmaps shown.
+
+    Announced: ``evaluation``, ``error``, ``cell``, ``picture``, ``pair``.  Answers
+    to a picture that is no longer the chosen one are dropped.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.evaluation: Any = None  # model.folder_evaluation.FolderEvaluation
+        self.error: str | None = None
+        self.progress: tuple[int, int] = (0, 0)
+        self.cell: tuple[int, int] | None = None  # (true, predicted)
+        self.picture: Any = None  # the chosen PictureResult of the cell
+        self.pair: Any = None  # gui.messages.PairResult for ``picture``
+        self._ids = itertools.count(1)
+        self.pending: int | None = None
+
+    def accept(self, evaluation: Any) -> None:
+        self.cell = None
+        self.picture = None
+        self.pair = None
+        self.error = None
+        self.evaluation = evaluation
+
+    def fail(self, message: str) -> None:
+        self.error = message
+
+    def cell_pictures(self) -> list:
+        if self.evaluation is None or self.cell is None:
+            return []
+        return self.evaluation.cell(*self.cell)
+
+    def choose_cell(self, true: int, predicted: int) -> None:
+        if (true, predicted) != self.cell:
+            self.picture = None
+            self.pair = None
+        self.cell = (true, predicted)
+
+    def choose_picture(self, record: Any) -> int | None:
+        """Select a picture of the cell; returns the id of the heatmap request to send, or None."""
+        if record is self.picture or record is None:
+            if record is None:
+                self.pair = None
+                self.picture = None
+            return None
+        self.pair = None
+        self.picture = record
+        self.pending = next(self._ids)
+        return self.pending
+
+    def accept_pair(self, result: Any) -> bool:
+        if result.request_id != self.pending:
+            return False
+        self.pending = None
+        self.pair = result
+        return True
