@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,7 +119,9 @@ def eigengap_clusters(maps: np.ndarray, max_clusters: int = MAX_CLUSTERS, seed: 
     if k <= 1:
         return np.zeros(n, int)
     model = SpectralClustering(n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="discretize")
-    return model.fit_predict(affinity.toarray())
+    with warnings.catch_warnings():  # separate strategies make a graph in pieces: exactly what k counts
+        warnings.filterwarnings("ignore", "Graph is not fully connected", UserWarning)
+        return model.fit_predict(affinity.toarray())
 
 
 def analyse_class(index: int, name: str, records: list[dict], members: list[int], maps: np.ndarray) -> ClassAudit:

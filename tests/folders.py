@@ -26,3 +26,19 @@ def shapes_folder(root: Path, classes: tuple[str, ...] = FOUR, per_class: int | 
             picture.crop(((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)).save(
                 folder / f"{name}_{i:03d}.png")
     return root
+
+
+MARKER_BOX = (0.66, 0.18, 0.82, 0.34)  # where plant_marker draws, in [0, 1] of each picture
+
+
+def plant_marker(folder: Path, colour: tuple[int, int, int] = (255, 0, 255)) -> None:
+    """A "Clever Hans" shortcut: the same small square, at the same place, on every picture in ``folder``."""
+    from PIL import Image, ImageDraw
+
+    for path in sorted(folder.glob("*.png")):
+        with Image.open(path) as opened:
+            picture = opened.convert("RGB")
+        w, h = picture.size
+        x0, y0, x1, y1 = MARKER_BOX
+        ImageDraw.Draw(picture).rectangle((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)), fill=colour)
+        picture.save(path)
