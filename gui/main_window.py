@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.architecture_dialog import ArchitectureDialog
+from gui.audit_view import AuditWindow
 from gui.blocks_panel import BlocksPanel
 from gui.dropping import expand_paths, local_paths
 from gui.engine import Engine
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
         self.train_dialog = None  # gui.train_dialog.TrainDialog while open
         self.training_view = None  # gui.training_view.TrainingWindow of the latest run
         self.evaluation_views: list = []  # gui.evaluation_view.EvaluationWindow, open or not
+        self.audit_view: AuditWindow | None = None  # File ▸ Audit a folder…, made on first use
 
         self._build_widgets()
         self._build_actions()
@@ -246,6 +248,11 @@ class MainWindow(QMainWindow):
                                     "Add every image in a folder and its sub-folders"))
         file.addAction(self._action("&Paste image", self.paste, QKeySequence.StandardKey.Paste,
                                     "Add the image or files on the clipboard"))
+        file.addSeparator()
+        self.audit_action = self._action("A&udit a folder…", self.open_audit,
+                                         tip="What the model relies on across a folder: per class the mean heatmap, "
+                                             "clusters of similar heatmaps and shortcut flags, each tested")
+        file.addAction(self.audit_action)
         file.addSeparator()
         self.export_action = self._action("&Export heatmap…", lambda: self.exporter.export_current(),
                                           QKeySequence.StandardKey.Save, "Save the current heatmap")
@@ -979,6 +986,61 @@ class MainWindow(QMainWindow):
         view.show()
         return view
 
+    # -- the folder audit ----------------------------------------------------------------
+    def open_audit(self) -> AuditWindow | None:
+        """File ▸ Audit a folder…: the audit view (a running audit's, or ready for the current model)."""
+        view = self.audit_view
+        if view is None or not view.run.running:
+            if self.session.model is None:
+                self.statusBar().showMessage("The model is still loading", 4000)
+                return None
+            if view is None:
+                view = self.audit_view = AuditWindow(self, self.settings.last_folder())
+                view.pictureChosen.connect(self.show_picture)
+            view.set_model(self.session.model, self.device)
+        view.show()
+        view.raise_()
+        view.activateWindow()
+        return view
+
+    def audit_running(self) -> bool:
+        return self.audit_view is not None and self.audit_view.run.running
+
+    @Slot(object, int, str, str, object)
+    def show_picture(self, path: str, class_index: int = -1, layer: str = "", method: str = "",
+                     model: str = "") -> bool:
+        """Select ``path`` (listing it first if needed) and show ``class_index``'s heatmap at ``layer`` by
+        ``method``; the class and layer only when ``model`` (if given) is the one loaded.  False if it cannot
+        be listed."""
+        images, _, problems = expand_paths([path])
+        if not images:
+            reason = problems[0][1] if problems else "not a picture"
+            self.statusBar().showMessage(f"Cannot show {short_name(path)}: {reason}", 8000)
+            return False
+        key = images[0]
+        if key not in self.session.images:
+            self.add_paths([key])
+        item = self.images.item_for(key)
+        if item is None:
+            return False
+        self.images.setCurrentItem(item)  # selects the picture: its class goes back to the top one
+        self.images.scrollToItem(item)
+        s = self.session
+        if model and (s.model is None or s.model.spec != model):
+            self.statusBar().showMessage(f"{short_name(key)}: the audited model is no longer loaded; showing "
+                                         "the current model's top class", 8000)
+        else:
+            if method in METHODS:
+                self._set_combo(self.method, method)  # _on_method follows
+            if layer:
+                self.choose_layer(layer)
+            if s.model is not None and 0 <= class_index < len(s.model.labels):
+                self.choose_class(class_index)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        return True
+
     # -- progress, errors, misc --------------------------------------------------------
     @Slot(str, int, int)
     def _on_task_progress(self, task: str, done: int, total: int) -> None:
@@ -1101,8 +1163,20 @@ class MainWindow(QMainWindow):
         return view is not None and view.run.running
 
     def may_close(self) -> bool:
-        """Whether the window may close now: while training runs, only if the user agrees to stop it."""
-        return not self.training_running() or self.confirm_stop_training()
+        """Whether the window may close now: while training or an audit runs, only if the user agrees to stop it."""
+        if self.training_running() and not self.confirm_stop_training():
+            return False
+        return not self.audit_running() or self.confirm_stop_audit()
+
+    def confirm_stop_audit(self) -> bool:
+        """Ask whether to stop the audit and quit (tests replace this method)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Stop the audit and quit?",
+                          "A folder is being audited. Quitting stops it; the pictures explained so far stay in its "
+                          "report folder and Resume carries on later.", QMessageBox.StandardButton.NoButton, self)
+        quit_button = box.addButton("Stop the audit and quit", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep auditing", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        return box.clickedButton() is quit_button
 
     def confirm_stop_training(self) -> bool:
         """Ask whether to stop training and quit (tests replace this method)."""
@@ -1135,6 +1209,8 @@ class MainWindow(QMainWindow):
             self.training_view.shutdown()
         for view in self.evaluation_views:
             view.shutdown()
+        if self.audit_view is not None:
+            self.audit_view.shutdown()
         if not self.thread.isRunning():
             return
         for flag in (self.engine.cancel_batch, self.engine.cancel_explain, self.engine.cancel_export,

@@ -222,3 +222,24 @@ class PairResult:
     path: str
     tiles: list = field(default_factory=list)  # (caption, RGB uint8 array), predicted class first
     error: str | None = None
+
+
+# -- the folder audit (gui.audit_worker's Auditor) ------------------------------------
+@dataclass
+class AuditRequest:
+    spec: str  # the model: a registry name or a checkpoint path
+    device: str
+    config: dict  # model.audit.AuditConfig's fields
+
+
+@dataclass
+class AuditResult:
+    """How an audit ended: ``summary`` is what ``run_audit`` returned (None when it raised)."""
+
+    out: str
+    summary: dict | None = None
+    error: str | None = None
+    cancelled: bool = False
+    stage: str = "loading"  # where it was when it ended: "loading", "explaining", "analysing"
+    done: int = 0
+    total: int = 0

@@ -493,3 +493,102 @@ class EvaluationState(Observable):
         self.pending = None
         self.pair = result
         return True
+
+
+# -- the folder audit -------------------------------------------------------------------------
+def flag_verdict(flag: dict) -> str:
+    """What the blur test says about a flag of ``audit.json``."""
+    if flag.get("probability_drop") is None:
+        return "not tested"
+    return "relies on it" if flag.get("confirmed") else "no real drop"
+
+
+def audit_class_order(classes: list[dict]) -> list[dict]:
+    """Flagged classes first (a confirmed flag before unconfirmed ones), then the rest, each in the audit's order."""
+    def rank(c: dict) -> int:
+        flags = c.get("flags") or []
+        return 0 if any(f.get("confirmed") for f in flags) else 1 if flags else 2
+
+    return sorted(classes, key=rank)
+
+
+class AuditRun(Observable):
+    """The folder audit as its view shows it (announced: ``state``, ``progress``, ``summary``, ``chosen``).
+
+    ``state``: "idle", "running", "cancelling", "finished", "cancelled" (what
+    was explained stays on disk: Resume carries on), "failed" (``message``
+    says why).  ``progress`` is (stage, done, total) with stage "loading",
+    "explaining" or "analysing"; ``rate`` the pictures explained per second in
+    this run (a resumed run counts only what it explains).  ``clock`` is
+    injected so the rate is tested without waiting.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self.clock = clock
+        self.config: dict = {}  # model.audit.AuditConfig's fields of the latest start
+        self.spec = ""  # the model audited
+        self.labels: list[str] = []  # its class names
+        self.state = "idle"
+        self.message: str | None = None
+        self.progress: tuple[str, int, int] = ("loading", 0, 0)
+        self.rate: float | None = None
+        self.summary: dict | None = None
+        self.chosen: int | None = None  # the class shown (its ``index`` in the model)
+        self._rate_start: tuple[int, float] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "cancelling")
+
+    def start(self, config: dict, spec: str, labels: list[str]) -> None:
+        self.config = dict(config)
+        self.spec = spec
+        self.labels = list(labels)
+        self.message = None
+        self.summary = None
+        self.chosen = None
+        self.rate = None
+        self._rate_start = None
+        self.progress = ("loading", 0, 0)
+        self.state = "running"
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage == "explaining":
+            now = self.clock()
+            if self._rate_start is None:
+                self._rate_start = (done, now)  # a resumed run starts past what was done before
+            elif now > self._rate_start[1] and done > self._rate_start[0]:
+                self.rate = (done - self._rate_start[0]) / (now - self._rate_start[1])
+        self.progress = (stage, done, total)
+
+    def cancel_requested(self) -> None:
+        if self.running:
+            self.state = "cancelling"
+
+    def finished(self, summary: dict) -> None:
+        speed = summary.get("throughput") or {}
+        if speed.get("pictures_per_second"):
+            self.rate = float(speed["pictures_per_second"])
+        ordered = audit_class_order(summary.get("classes") or [])
+        self.chosen = ordered[0]["index"] if ordered else None  # the first flagged class is shown at once
+        self.summary = summary
+        self.state = "finished"
+
+    def cancelled(self, stage: str, done: int, total: int) -> None:
+        self.progress = (stage, done, total)
+        self.state = "cancelled"
+
+    def failed(self, message: str) -> None:
+        self.message = message
+        self.state = "failed"
+
+    def classes(self) -> list[dict]:
+        """The audited classes, flagged first."""
+        return audit_class_order((self.summary or {}).get("classes") or [])
+
+    def chosen_class(self) -> dict | None:
+        return next((c for c in self.classes() if c["index"] == self.chosen), None)
+
+    def choose(self, index: int | None) -> None:
+        self.chosen = index

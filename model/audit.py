@@ -32,6 +32,7 @@ from model.export import atomic_write
 from model.images import collect_images
 
 BATCH = 16
+RUN_FILE = "run.json"  # what the records were made with, checked on --resume
 
 Progress = Callable[[str, int, int], None]  # stage, done, total
 
@@ -68,6 +69,21 @@ def audit_items(clf: DenseNetClassifier, folder: Path, labels: str | None) -> tu
     return [Item(str(p)) for p in sorted(found.images)], "predicted", found.problems
 
 
+def _check_run(path: Path, run: dict, resume: bool) -> None:
+    """Resume only what was started: the same model, layer, method and labels; record them for a new run."""
+    if resume and path.is_file():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = None
+        if before != run:
+            raise DataError(f"{path.parent} holds an audit made with {before}; resume it with the same model, "
+                            f"--layer, --method and --labels, or audit into a new folder")
+        return
+    text = json.dumps(run, ensure_ascii=True)
+    atomic_write(path, lambda f: f.write(text.encode("ascii")), overwrite=True)
+
+
 def _scan_local(clf: DenseNetClassifier, todo: list[Item], cfg: AuditConfig, layer: str, store: AuditStore,
                 progress: Progress, cancelled: Callable[[], bool], done_before: int, total: int) -> None:
     done = done_before
@@ -95,6 +111,8 @@ def run_audit(clf: DenseNetClassifier, cfg: AuditConfig, progress: Progress | No
     if not items:
         raise DataError(f"{folder}: no pictures to audit")
     out.mkdir(parents=True, exist_ok=True)
+    _check_run(out / RUN_FILE, {"model": clf.title, "layer": layer, "method": cfg.method, "labels": label_mode},
+               cfg.resume)
     store = AuditStore(out, resume=cfg.resume)
     done = store.done() if cfg.resume else set()
     todo = [item for item in items if item.path not in done]
@@ -127,7 +145,7 @@ def run_audit(clf: DenseNetClassifier, cfg: AuditConfig, progress: Progress | No
         audit = analyse_class(index, clf.labels[index], records, members, maps)
         examples = {}
         for k, flag in enumerate(audit.flags):
-            example = measure_flag(clf, [records[i]["path"] for i in flag.members], flag, index)
+            example = measure_flag(clf, [records[i]["path"] for i in flag.members], flag, index, cancelled)
             if example is not None:
                 examples[k] = example
         classes.append(writer.class_pictures(clf, audit, records, maps, examples))

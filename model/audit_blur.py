@@ -1,16 +1,18 @@
 """Testing a shortcut flag: blur its box out of the flagged pictures and measure what the class loses.
 
 ``probability_drop`` is the mean, over the tested pictures, of the class's
-probability on the picture minus its probability with the box blurred
-(a Gaussian blur strong enough to erase a marker, keeping the colours
-around it).  ``control_drop`` does the same with a box of the same size at the
+probability on the picture minus its probability with the box blurred out.
+Blurring *out* means filling the box from its surroundings only (a
+normalised convolution: ``blur(x * m) / blur(m)`` with ``m`` zero inside the
+box, a Gaussian as wide as the box): a marker's own colour does not leak
+back in, as it would with a plain blur of the box.  ``control_drop`` does the same with a box of the same size at the
 mirror position (through the picture's centre): what blurring *any* region
 that size costs.  A box that matters drops far more than its control.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,10 +21,10 @@ from PIL import Image
 
 from model.audit_analysis import Flag
 from model.classifier import DenseNetClassifier, Prepared
-from model.errors import DenseLensError
+from model.errors import Cancelled, DenseLensError
 
 MAX_TESTED = 32
-BLUR_SIGMA = 0.08  # of the analysed picture's shorter side
+MIN_SIGMA = 2.0  # pixels
 
 
 @dataclass
@@ -42,21 +44,28 @@ def _pixel_box(box: Sequence[float], w: int, h: int) -> tuple[int, int, int, int
             min(h, max(int(y0 * h) + 1, round(y1 * h))))
 
 
-def blur_box(x: torch.Tensor, box: Sequence[float]) -> torch.Tensor:
-    """``x`` (C, H, W, normalised) with the box replaced by a strongly blurred copy of the picture."""
-    _, h, w = x.shape
-    sigma = max(1.0, BLUR_SIGMA * min(h, w))
+def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W), edges replicated."""
     radius = int(3 * sigma)
     t = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    padded = F.pad(x[None], (radius, radius, radius, radius), mode="replicate")
-    c = x.shape[0]
-    blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)[0]
+    c = x.shape[1]
+    padded = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def blur_box(x: torch.Tensor, box: Sequence[float]) -> torch.Tensor:
+    """``x`` (C, H, W, normalised) with the box filled from its surroundings, blurred (see the module)."""
+    _, h, w = x.shape
     left, top, right, bottom = _pixel_box(box, w, h)
+    keep = torch.ones(1, 1, h, w)
+    keep[..., top:bottom, left:right] = 0
+    sigma = max(MIN_SIGMA, float(max(right - left, bottom - top)))
+    filled = _gaussian(x[None] * keep, sigma) / _gaussian(keep, sigma).clamp(min=1e-6)
     out = x.clone()
-    out[:, top:bottom, left:right] = blurred[:, top:bottom, left:right]
+    out[:, top:bottom, left:right] = filled[0, :, top:bottom, left:right]
     return out
 
 
@@ -78,8 +87,12 @@ def _to_image(clf: DenseNetClassifier, x: torch.Tensor) -> Image.Image:
     return Image.fromarray(rgb)
 
 
-def measure_flag(clf: DenseNetClassifier, paths: Sequence[str], flag: Flag, class_index: int) -> Example | None:
-    """Measure the flag's drops on up to ``MAX_TESTED`` of its pictures (in place); the first as an example."""
+def measure_flag(clf: DenseNetClassifier, paths: Sequence[str], flag: Flag, class_index: int,
+                 cancelled: Callable[[], bool] = lambda: False) -> Example | None:
+    """Measure the flag's drops on up to ``MAX_TESTED`` of its pictures (in place).
+
+    The example is the picture whose own drop is nearest the mean drop: a typical case, not an extreme.
+    """
     prepared: list[Prepared] = []
     for path in paths[:MAX_TESTED]:
         try:
@@ -90,6 +103,9 @@ def measure_flag(clf: DenseNetClassifier, paths: Sequence[str], flag: Flag, clas
         return None
     before, after, control = [], [], []
     for p in prepared:  # one at a time: analysed sizes may differ
+        if cancelled():
+            raise Cancelled("the audit was stopped while testing a flag; --resume finishes it without "
+                            "explaining again")
         x = p.tensor
         b, a, c = _probabilities(clf, [x, blur_box(x, flag.box), blur_box(x, mirror(flag.box))], class_index)
         before.append(b)
@@ -99,6 +115,8 @@ def measure_flag(clf: DenseNetClassifier, paths: Sequence[str], flag: Flag, clas
     flag.tested = n
     flag.probability_drop = sum(b - a for b, a in zip(before, after)) / n
     flag.control_drop = sum(b - c for b, c in zip(before, control)) / n
-    first = prepared[0]
-    return Example(str(first.loaded.path or paths[0]), _to_image(clf, first.tensor),
-                   _to_image(clf, blur_box(first.tensor, flag.box)), before[0], after[0])
+    mean = flag.probability_drop
+    k = min(range(n), key=lambda i: abs(before[i] - after[i] - mean))
+    typical = prepared[k]
+    return Example(str(typical.loaded.path), _to_image(clf, typical.tensor),
+                   _to_image(clf, blur_box(typical.tensor, flag.box)), before[k], after[k])

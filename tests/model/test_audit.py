@@ -21,12 +21,16 @@ CLASSES = ("circle", "square")
 
 
 def _trained(root: Path, marker: bool) -> tuple[Path, DenseNetClassifier]:
-    data = shapes_folder(root / "data", classes=CLASSES, per_class=30, size=48)
+    """With the marker: a pure shortcut (both folders hold every kind of shape; only the square folder's
+    pictures carry the marker). Without: the honest task, circles against squares.  No augmentation: flips
+    and crops would move the marker, and a tiny model then learns it too slowly for a test."""
+    data = shapes_folder(root / "data", classes=CLASSES, per_class=30, size=48, mixed=marker)
     if marker:
         plant_marker(data / "square")
     out = root / "model.pth"
     train(TrainConfig(out=str(out), data=str(data), epochs=15, batch_size=16, lr=1e-2, input_size=32,
-                      growth_rate=6, block_config=(3, 3), num_init_features=12, stem="small", workers=0))
+                      growth_rate=6, block_config=(3, 3), num_init_features=12, stem="small", workers=0,
+                      augment="none"))
     return data, DenseNetClassifier.load(out, device="cpu")
 
 
@@ -140,3 +144,12 @@ def test_eigengap_finds_two_strategies():
         maps[i, y - 2:y + 3, x - 2:x + 3] = 1.0
     labels = eigengap_clusters(maps)
     assert len(set(labels)) == 2 and len(set(labels[:20])) == 1 and len(set(labels[20:])) == 1
+
+
+def test_resuming_with_another_layer_or_method_is_refused(with_marker, tmp_path):
+    data, clf = with_marker
+    out = tmp_path / "audit"
+    with pytest.raises(Cancelled):
+        run_audit(clf, AuditConfig(str(data), str(out), batch_size=8), cancelled=lambda: True)
+    with pytest.raises(DataError, match="resume it with the same model, --layer, --method"):
+        run_audit(clf, AuditConfig(str(data), str(out), batch_size=8, method="layercam", resume=True))
