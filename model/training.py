@@ -131,6 +131,10 @@ class ShapesDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def sample_image(self, index: int):
+        """The picture behind item ``index`` (a PIL image)."""
+        return sample(self.seed, index, (self.size, self.size)).image
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         s = sample(self.seed, index, (self.size, self.size))
         return pp.to_tensor(s.image), s.label
@@ -496,3 +500,21 @@ def train(cfg: TrainConfig, events: TrainEvents | None = None) -> dict:
             "best_epoch": best["epoch"], "val_accuracy": best["val_accuracy"], "samples_seen": samples_seen,
             "seconds": time.time() - started, "stopped": stopped,
             "data_check": plan.check.to_dict() if plan.check else None}
+
+
+def calibrate_unfamiliar(path: str | Path, dataset: Dataset, batch_size: int = 128) -> float:
+    """Give checkpoint ``path`` the energy threshold ``UNFAMILIAR_QUANTILE`` of ``dataset`` passes.
+
+    For checkpoints trained before the threshold existed (the demo model's
+    first recipe): the file is rewritten in the current format with the same
+    weights and metadata, plus ``unfamiliar``.  Returns the threshold.
+    """
+    path = Path(path)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(read_checkpoint(path), str(path))
+    _, _, energies = validate(model, DataLoader(dataset, batch_size=batch_size), torch.device("cpu"))
+    threshold = float(torch.quantile(energies, UNFAMILIAR_QUANTILE))
+    raw.update({"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION,
+                "unfamiliar": {"score": "energy", "threshold": threshold, "quantile": UNFAMILIAR_QUANTILE}})
+    _save(raw, path)
+    return threshold

@@ -373,3 +373,18 @@ def test_class_folders_match_the_model_names_in_any_unicode_form(tmp_path):
     (data / "circle").rename(data / decomposed)
     check = check_folder(data, class_names=["été", "square", "other"], min_per_class=0)
     assert check.counts == [2, 2, 0] and check.classes == ["été", "square", "other"]
+
+
+def test_an_older_checkpoint_can_be_given_its_unfamiliar_threshold(tmp_path):
+    import shutil
+
+    path = tmp_path / "old.pth"
+    shutil.copy(Path(__file__).resolve().parent.parent / "data" / "demo-format1.pth", path)
+    val = training.ShapesDataset(training.VALIDATION_SEED_OFFSET, 64, 96)
+    threshold = training.calibrate_unfamiliar(path, val)
+    ckpt = read_checkpoint(path)
+    assert ckpt.format_version == FORMAT_VERSION and ckpt.unfamiliar_threshold == threshold
+    assert ckpt.labels == list(CLASSES) and ckpt.preprocessing.input_size == 96
+    clf = DenseNetClassifier.load(path, device="cpu")
+    flags = [p[0].unfamiliar for p in clf.predict([val.sample_image(i) for i in range(64)], topk=1)]
+    assert flags.count(True) <= 4  # 95% of the calibration pictures pass
