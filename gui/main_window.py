@@ -1168,25 +1168,25 @@ class MainWindow(QMainWindow):
             return False
         return not self.audit_running() or self.confirm_stop_audit()
 
-    def confirm_stop_audit(self) -> bool:
-        """Ask whether to stop the audit and quit (tests replace this method)."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Stop the audit and quit?",
-                          "A folder is being audited. Quitting stops it; the pictures explained so far stay in its "
-                          "report folder and Resume carries on later.", QMessageBox.StandardButton.NoButton, self)
-        quit_button = box.addButton("Stop the audit and quit", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Keep auditing", QMessageBox.ButtonRole.RejectRole)
+    def _confirm_quit(self, title: str, text: str, quit_label: str, keep_label: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton, self)
+        quit_button = box.addButton(quit_label, QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(keep_label, QMessageBox.ButtonRole.RejectRole)
         box.exec()
         return box.clickedButton() is quit_button
 
+    def confirm_stop_audit(self) -> bool:
+        """Ask whether to stop the audit and quit (tests replace this method)."""
+        return self._confirm_quit("Stop the audit and quit?",
+                                  "A folder is being audited. Quitting stops it; the pictures explained so far stay "
+                                  "in its report folder and Resume carries on later.",
+                                  "Stop the audit and quit", "Keep auditing")
+
     def confirm_stop_training(self) -> bool:
         """Ask whether to stop training and quit (tests replace this method)."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Stop training and quit?",
-                          "A model is training. Quitting stops it; the best epoch so far stays saved and "
-                          "training can be resumed later.", QMessageBox.StandardButton.NoButton, self)
-        quit_button = box.addButton("Stop training and quit", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Keep training", QMessageBox.ButtonRole.RejectRole)
-        box.exec()
-        return box.clickedButton() is quit_button
+        return self._confirm_quit("Stop training and quit?",
+                                  "A model is training. Quitting stops it; the best epoch so far stays saved and "
+                                  "training can be resumed later.", "Stop training and quit", "Keep training")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         if not self.may_close():
