@@ -12,6 +12,7 @@ the local engine makes.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -69,13 +70,18 @@ def scan_with_ray(clf: DenseNetClassifier, todo: Sequence[Item], layer: str, met
                  log_to_driver=False, configure_logging=False)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        ctx = ray.data.DataContext.get_current()
+        with warnings.catch_warnings():
+            # Ray Data's own DataContext() sets its deprecated fields to their defaults and warns about each
+            # (DeprecationWarning: `use_push_based_shuffle`, `use_polars` ... is deprecated): nothing we set.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+            ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ds = ray.data.from_items([{"path": item.path, "true": -1 if item.true is None else item.true}
                                   for item in todo])
         scanned = ds.map_batches(_Scanner, fn_constructor_args=(source, "cuda" if gpu else "cpu", layer, method,
                                                                 batch_size),
-                                 batch_size=batch_size, batch_format="numpy", concurrency=max(1, cpus // 2),
+                                 batch_size=batch_size, batch_format="numpy",
+                                 compute=ray.data.ActorPoolStrategy(size=max(1, cpus // 2)),
                                  num_gpus=1 if gpu else 0, num_cpus=min(2, cpus))
         done = 0
         for batch in scanned.iter_batches(batch_size=None, batch_format="numpy"):

@@ -96,8 +96,15 @@ def scan(clf: DenseNetClassifier, items: Sequence[Item], layer: str, method: str
     chosen = [items[i].true for i in good]
     pictures = [prepared[i] for i in good]
     if get_method(method).needs_gradients and layer in taps[-2:]:
-        explanations = explain_batch(clf, pictures, method, topk=1, batch_size=batch_size, layer=layer,
-                                     classes=chosen)
+        # explain_batch stacks consecutive pictures of one analysed size: put equal sizes side by side (a
+        # folder of landscape and portrait photos would otherwise break a batch at every change), keep the
+        # folder's order within a size, and give the results back in the items' order.
+        order = sorted(range(len(pictures)), key=lambda k: tuple(pictures[k].tensor.shape))
+        grouped = explain_batch(clf, [pictures[k] for k in order], method, topk=1, batch_size=batch_size,
+                                layer=layer, classes=[chosen[k] for k in order])
+        explanations: list = [None] * len(order)
+        for k, ex in zip(order, grouped):
+            explanations[k] = ex
     else:
         explanations = [explain(clf, p, [layer], None if c is None else [c], method, topk=1)
                         for p, c in zip(pictures, chosen)]

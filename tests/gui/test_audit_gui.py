@@ -15,24 +15,18 @@ from PySide6.QtWidgets import QFileDialog, QLabel
 
 from gui.audit_view import output_kind
 from gui.session import AuditRun, audit_class_order, flag_verdict
-from model.training import TrainConfig, train
-from tests.folders import plant_marker, shapes_folder
+from tests.folders import shapes_folder
 from tests.gui.conftest import wait_explained
+from tests.planted import CLASSES, PER_CLASS, planted_model
 
 TIMEOUT = 180_000
-CLASSES = ("circle", "square")
 
 
 @pytest.fixture(scope="module")
 def marker_model(tmp_path_factory) -> tuple[Path, str]:
     """A tiny model that learned a marker planted on every square (as tests/model/test_audit.py trains it)."""
-    root = tmp_path_factory.mktemp("audit-marker")
-    data = shapes_folder(root / "data", classes=CLASSES, per_class=30, size=48)
-    plant_marker(data / "square")
-    out = root / "marker.pth"
-    train(TrainConfig(out=str(out), data=str(data), epochs=15, batch_size=16, lr=1e-2, input_size=32,
-                      growth_rate=6, block_config=(3, 3), num_init_features=12, stem="small", workers=0))
-    return data, str(out)
+    data, checkpoint = planted_model(tmp_path_factory.mktemp("audit-marker"), marker=True)
+    return data, str(checkpoint)
 
 
 def wait_ended(qtbot, view) -> None:
@@ -88,7 +82,8 @@ def test_audit_shows_progress_then_the_flagged_class_first_and_its_pictures_open
     assert view.run.state == "finished", view.status.text()
     assert any(t.startswith("Explaining the pictures: ") and t.endswith("pictures/s") and shown for t, shown in seen)
     assert any(t.startswith("Analysing the classes") for t, _ in seen)
-    assert view.status.text().startswith("60 pictures audited (Grad-CAM at denseblock2, true (folder) classes)")
+    assert view.status.text().startswith(
+        f"{2 * PER_CLASS} pictures audited (Grad-CAM at denseblock2, true (folder) classes)")
     assert "1 of 2 classes flagged" in view.status.text() and not view.progress.isVisible()
 
     # the flagged class comes first, marked, and is shown

@@ -14,24 +14,13 @@ from model.audit_scan import MAP_SIDE, figures
 from model.classifier import DenseNetClassifier
 from model.datasets import DataError
 from model.errors import Cancelled
-from model.training import TrainConfig, train
-from tests.folders import MARKER_BOX, plant_marker, shapes_folder
-
-CLASSES = ("circle", "square")
+from tests.folders import MARKER_BOX
+from tests.planted import PER_CLASS, planted_model
 
 
 def _trained(root: Path, marker: bool) -> tuple[Path, DenseNetClassifier]:
-    """With the marker: a pure shortcut (both folders hold every kind of shape; only the square folder's
-    pictures carry the marker). Without: the honest task, circles against squares.  No augmentation: flips
-    and crops would move the marker, and a tiny model then learns it too slowly for a test."""
-    data = shapes_folder(root / "data", classes=CLASSES, per_class=30, size=48, mixed=marker)
-    if marker:
-        plant_marker(data / "square")
-    out = root / "model.pth"
-    train(TrainConfig(out=str(out), data=str(data), epochs=15, batch_size=16, lr=1e-2, input_size=32,
-                      growth_rate=6, block_config=(3, 3), num_init_features=12, stem="small", workers=0,
-                      augment="none"))
-    return data, DenseNetClassifier.load(out, device="cpu")
+    data, checkpoint = planted_model(root, marker)
+    return data, DenseNetClassifier.load(checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +43,7 @@ def test_the_planted_marker_is_flagged_located_and_confirmed_by_its_probability_
     data, clf = with_marker
     summary = run_audit(clf, AuditConfig(str(data), str(tmp_path / "audit")))
     by_name = {c["name"]: c for c in summary["classes"]}
-    assert summary["labels"] == "folders" and summary["images"] == 60
+    assert summary["labels"] == "folders" and summary["images"] == 2 * PER_CLASS
     assert by_name["circle"]["flags"] == []
     (flag,) = by_name["square"]["flags"]
     assert flag["kind"] == "fixed-location" and flag["share"] >= 0.8
@@ -69,11 +58,11 @@ def test_the_planted_marker_is_flagged_located_and_confirmed_by_its_probability_
     for c in saved["classes"]:
         assert {"name", "count", "accuracy", "mean_heatmap", "clusters", "flags"} <= set(c)
         assert (tmp_path / "audit" / c["mean_heatmap"]).is_file()
-        assert sum(cl["size"] for cl in c["clusters"]) == c["count"] == 30
+        assert sum(cl["size"] for cl in c["clusters"]) == c["count"] == PER_CLASS
     html = (tmp_path / "audit" / "report.html").read_text(encoding="utf-8")
     assert "fixed-location" in html and "the model relies on it" in html and "data:image/png;base64," in html
     heatmaps = np.load(tmp_path / "audit" / "heatmaps.npz")
-    assert heatmaps["maps"].shape == (60, MAP_SIDE, MAP_SIDE) and len(heatmaps["paths"]) == 60
+    assert heatmaps["maps"].shape == (2 * PER_CLASS, MAP_SIDE, MAP_SIDE) and len(heatmaps["paths"]) == 2 * PER_CLASS
 
 
 def test_a_model_trained_without_the_marker_gets_no_such_flag(without_marker, tmp_path):
@@ -97,8 +86,8 @@ def test_an_interrupted_audit_resumes_without_explaining_again(with_marker, tmp_
     monkeypatch.setattr(audit_module, "scan", lambda clf, items, *a: explained.extend(items) or real_scan(
         clf, items, *a))
     summary = run_audit(clf, AuditConfig(str(data), str(out), batch_size=8, resume=True))
-    assert len(explained) == 60 - 16  # two batches of 8 were done before the stop
-    assert summary["images"] == 60
+    assert len(explained) == 2 * PER_CLASS - 16  # two batches of 8 were done before the stop
+    assert summary["images"] == 2 * PER_CLASS
     fresh = run_audit(clf, AuditConfig(str(data), str(tmp_path / "fresh"), batch_size=8))
     assert [c["flags"] for c in summary["classes"]] == [c["flags"] for c in fresh["classes"]]
 
