@@ -24,6 +24,7 @@ from model.audit_scan import BORDER, MAP_SIDE
 
 MAX_CLUSTERS = 6
 MIN_FOR_CLUSTERS = 8  # fewer pictures than this: one cluster
+MAX_CLUSTERED = 1500  # a larger class is clustered on a seeded sample; the rest join the nearest cluster
 NEIGHBOURS = 10
 HOT = 0.5  # the hot region of a mean map: cells at or above this share of its maximum
 FIXED_SHARE = 0.6  # pictures whose peak lies in the box, for a fixed-location flag
@@ -101,7 +102,13 @@ def find_flags(records: list[dict], members: list[int], maps: np.ndarray) -> lis
 
 
 def eigengap_clusters(maps: np.ndarray, max_clusters: int = MAX_CLUSTERS, seed: int = 0) -> np.ndarray:
-    """Cluster labels (0..k-1) for ``maps`` (n, side, side); k from the eigengap of the kNN graph."""
+    """Cluster labels (0..k-1) for ``maps`` (n, side, side); k from the eigengap of the kNN graph.
+
+    The graph's Laplacian is dense (n x n), so a class of more than
+    ``MAX_CLUSTERED`` pictures is clustered on a seeded sample of that many
+    and every other picture joins the cluster whose mean it is nearest:
+    time and memory stay bounded whatever the folder's size.
+    """
     from scipy.sparse import csgraph
     from sklearn.cluster import SpectralClustering
     from sklearn.neighbors import kneighbors_graph
@@ -109,8 +116,17 @@ def eigengap_clusters(maps: np.ndarray, max_clusters: int = MAX_CLUSTERS, seed: 
     n = len(maps)
     if n < MIN_FOR_CLUSTERS:
         return np.zeros(n, int)
-    x = maps.reshape(n, -1).astype(np.float32)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    everything = maps.reshape(n, -1).astype(np.float32)
+    everything /= np.maximum(np.linalg.norm(everything, axis=1, keepdims=True), 1e-12)
+    if n > MAX_CLUSTERED:
+        chosen = np.sort(np.random.default_rng(seed).choice(n, MAX_CLUSTERED, replace=False))
+        sample = eigengap_clusters(maps[chosen], max_clusters, seed)
+        centres = np.stack([everything[chosen[sample == c]].mean(axis=0) for c in range(sample.max() + 1)])
+        labels = np.argmin((centres**2).sum(1)[None] - 2 * everything @ centres.T, axis=1)  # nearest centre
+        labels[chosen] = sample
+        return labels
+    x = everything
+    n = len(x)
     graph = kneighbors_graph(x, min(NEIGHBOURS, n - 1), include_self=False)
     affinity = 0.5 * (graph + graph.T)
     laplacian = csgraph.laplacian(affinity, normed=True).toarray()

@@ -142,3 +142,18 @@ def test_resuming_with_another_layer_or_method_is_refused(with_marker, tmp_path)
         run_audit(clf, AuditConfig(str(data), str(out), batch_size=8), cancelled=lambda: True)
     with pytest.raises(DataError, match="resume it with the same model, --layer, --method"):
         run_audit(clf, AuditConfig(str(data), str(out), batch_size=8, method="layercam", resume=True))
+
+
+def test_a_large_class_is_clustered_on_a_sample_and_every_picture_gets_a_cluster(monkeypatch):
+    import model.audit_analysis as analysis
+
+    monkeypatch.setattr(analysis, "MAX_CLUSTERED", 30)
+    rng = np.random.default_rng(1)
+    maps = np.zeros((90, MAP_SIDE, MAP_SIDE), np.float32)
+    for i in range(90):
+        y, x = (4, 4) if i % 2 else (26, 26)
+        y, x = y + rng.integers(-2, 3), x + rng.integers(-2, 3)
+        maps[i, y - 2:y + 3, x - 2:x + 3] = 1.0
+    labels = analysis.eigengap_clusters(maps)
+    assert len(labels) == 90 and len(set(labels)) == 2
+    assert len(set(labels[1::2])) == 1 and len(set(labels[::2])) == 1 and labels[0] != labels[1]
