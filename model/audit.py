@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from model.audit_analysis import analyse_class
 from model.audit_blur import measure_flag
 from model.audit_options import ENGINES
 from model.audit_report import ReportWriter
-from model.audit_scan import MAP_SIDE, Item, scan
+from model.audit_scan import MAP_SIDE, Item, prepare_all, scan
 from model.audit_store import AuditStore, write_heatmaps
 from model.classifier import DenseNetClassifier
 from model.datasets import DataError, check_folder
@@ -86,14 +87,22 @@ def _check_run(path: Path, run: dict, resume: bool) -> None:
 
 def _scan_local(clf: DenseNetClassifier, todo: list[Item], cfg: AuditConfig, layer: str, store: AuditStore,
                 progress: Progress, cancelled: Callable[[], bool], done_before: int, total: int) -> None:
+    """Batch after batch; the next batch is decoded (in threads) while the network runs on this one."""
+    batches = [todo[start:start + cfg.batch_size] for start in range(0, len(todo), cfg.batch_size)]
     done = done_before
-    for start in range(0, len(todo), cfg.batch_size):
-        if cancelled():
-            raise Cancelled(f"the audit was stopped after {done} of {total} pictures; --resume carries on")
-        records, maps = scan(clf, todo[start:start + cfg.batch_size], layer, cfg.method, cfg.batch_size)
-        store.add(records, maps)
-        done += len(records)
-        progress("explaining", done, total)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-ahead") as ahead:
+        upcoming = ahead.submit(prepare_all, clf, batches[0]) if batches else None
+        for k, batch in enumerate(batches):
+            if cancelled():
+                upcoming.cancel()
+                raise Cancelled(f"the audit was stopped after {done} of {total} pictures; --resume carries on")
+            prepared = upcoming.result()
+            if k + 1 < len(batches):
+                upcoming = ahead.submit(prepare_all, clf, batches[k + 1])
+            records, maps = scan(clf, batch, layer, cfg.method, cfg.batch_size, prepared)
+            store.add(records, maps)
+            done += len(records)
+            progress("explaining", done, total)
 
 
 def run_audit(clf: DenseNetClassifier, cfg: AuditConfig, progress: Progress | None = None,

@@ -73,7 +73,10 @@ def figures(small: np.ndarray) -> dict:
             "entropy": float(-(nz * np.log(nz)).sum() / np.log(p.size))}
 
 
-def _prepare_all(clf: DenseNetClassifier, items: Sequence[Item], mode: str) -> list[Prepared | str]:
+def prepare_all(clf: DenseNetClassifier, items: Sequence[Item]) -> list[Prepared | str]:
+    """Each item decoded and preprocessed as the model's default does (in threads), or its error message."""
+    mode = clf.preprocessing.mode
+
     def one(item: Item) -> Prepared | str:
         try:
             return clf.prepare(item.path, mode)
@@ -84,13 +87,15 @@ def _prepare_all(clf: DenseNetClassifier, items: Sequence[Item], mode: str) -> l
         return list(pool.map(one, items))
 
 
-def scan(clf: DenseNetClassifier, items: Sequence[Item], layer: str, method: str,
-         batch_size: int = 8) -> tuple[list[dict], np.ndarray]:
+def scan(clf: DenseNetClassifier, items: Sequence[Item], layer: str, method: str, batch_size: int = 8,
+         prepared: list[Prepared | str] | None = None) -> tuple[list[dict], np.ndarray]:
     """Records (one per item, in order) and their maps, ``(len(items), MAP_SIDE, MAP_SIDE)`` float16.
 
-    A picture that cannot be read gets a record with ``error`` and an empty map.
+    A picture that cannot be read gets a record with ``error`` and an empty map.  ``prepared``: the
+    items already through ``prepare_all`` (decoded ahead while the previous batch ran).
     """
-    prepared = _prepare_all(clf, items, clf.preprocessing.mode)
+    if prepared is None:
+        prepared = prepare_all(clf, items)
     good = [i for i, p in enumerate(prepared) if not isinstance(p, str)]
     taps = clf.model.tap_names
     chosen = [items[i].true for i in good]
