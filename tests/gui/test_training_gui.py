@@ -123,6 +123,7 @@ def test_training_keeps_the_window_responsive_then_loads_and_evaluates_the_model
     timer.setInterval(10)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
+    started = time.perf_counter()
     dialog.start_button.click()
     view = w.training_view
     view.run.subscribe("state", lambda state: ended.append(time.perf_counter()) if not view.run.running else None)
@@ -130,8 +131,11 @@ def test_training_keeps_the_window_responsive_then_loads_and_evaluates_the_model
     timer.stop()
     during = np.array([t for t in ticks if t <= ended[0]])
     gaps = np.diff(during)
-    print(f"longest event-loop gap while training: {gaps.max() * 1000:.1f} ms over {len(during)} ticks")
-    assert len(during) > 50 and gaps.max() < 0.100, f"longest event-loop gap {gaps.max() * 1000:.0f} ms"
+    span = ended[0] - started
+    print(f"longest event-loop gap while training: {gaps.max() * 1000:.1f} ms over {len(during)} ticks in {span:.2f} s")
+    # the 10 ms timer kept firing all through training, however fast the machine trains
+    assert len(during) >= max(10, 0.5 * span / 0.010), f"{len(during)} ticks in {span:.2f} s"
+    assert during[-1] >= ended[0] - 0.100 and gaps.max() < 0.100, f"longest event-loop gap {gaps.max() * 1000:.0f} ms"
     assert view.run.state == "finished", view.run.message
     assert [r["epoch"] for r in view.run.history] == [1, 2]
     assert [r["epoch"] for r in view.curves.rows] == [1, 2] and view.curves.best_epoch in (1, 2)
