@@ -154,10 +154,35 @@ def test_training_keeps_the_window_responsive_then_loads_and_evaluates_the_model
     assert "validation pictures" in evaluation.heading.text()
 
 
-def test_stop_keeps_the_best_epoch_and_resume_finishes_the_run(make_window, tmp_path, qtbot):
+def hold_second_epoch_until_stopped(monkeypatch) -> None:
+    """The first run's second epoch waits for Stop: on a fast machine all three epochs end before a click."""
+    import model.training
+
+    original = model.training.TrainEvents
+    gated = [True]
+
+    def events(**kw):
+        step, cancelled = kw["step"], kw["cancelled"]
+
+        def held(epoch: int, index: int, count: int, loss: float) -> None:
+            deadline = time.monotonic() + TIMEOUT / 1000
+            while gated[0] and epoch >= 2 and not cancelled() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            step(epoch, index, count, loss)
+
+        gated[0] = len(calls) == 0
+        calls.append(1)
+        return original(**{**kw, "step": held})
+
+    calls: list[int] = []
+    monkeypatch.setattr(model.training, "TrainEvents", events)
+
+
+def test_stop_keeps_the_best_epoch_and_resume_finishes_the_run(make_window, tmp_path, qtbot, monkeypatch):
     folder = shapes_folder(tmp_path / "shapes", per_class=8)
     out = tmp_path / "model.pth"
     w = make_window()
+    hold_second_epoch_until_stopped(monkeypatch)
     view = w.start_training(tiny_config(folder, out, epochs=3))
     qtbot.waitUntil(lambda: len(view.run.history) >= 1, timeout=TIMEOUT)
     view.stop_button.click()
