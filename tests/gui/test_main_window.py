@@ -181,11 +181,15 @@ def test_gui_stays_responsive_while_classifying(make_window, model_file, tmp_pat
     timer.setInterval(5)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
+    started = time.perf_counter()
     w.add_paths(paths)
     wait_classified(qtbot, w)
+    span = time.perf_counter() - started
     timer.stop()
     gaps = np.diff(ticks)
-    assert len(ticks) > 10 and gaps.max() < 0.100, f"longest event-loop gap {gaps.max() * 1000:.0f} ms"
+    # the 5 ms timer kept firing all along, however fast the machine classifies
+    assert len(ticks) >= max(3, 0.5 * span / 0.005), f"{len(ticks)} ticks in {span:.2f} s"
+    assert gaps.max() < 0.100, f"longest event-loop gap {gaps.max() * 1000:.0f} ms"
 
 
 def test_settings_round_trip_and_corrupt_file(make_window, isolated_settings, qtbot):
