@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from model.densenet import DenseNet, DenseNetConfig
+from model.fused_layers import ClampedBN
 
 
 def direct_connections(num_layers: int) -> int:
@@ -189,12 +190,18 @@ def _source_means(per_channel: list[float], in_channels: int, growth_rate: int, 
     return means
 
 
+def _unfolded(weight, norm):
+    """A 1x1 weight as trained: the fused network folds its BN-ReLU's scale into the columns."""
+    return norm.unfold(weight) if isinstance(norm, ClampedBN) else weight
+
+
 def feature_reuse(model: DenseNet) -> tuple[BlockReuse, ...]:
     """The feature-reuse grid of every dense block of ``model``, from its weights.
 
     Only the input-channel axis of each first convolution matters here, so a network whose dense layers
     have ``norm2`` folded into ``conv1`` (``DenseNet.fused_for_inference``) gives each target layer the same
-    pattern over its sources (its output rows are rescaled, its input columns are not).
+    pattern over its sources (its output rows are rescaled; the BN scales folded into its input columns are
+    divided out again).
     """
     cfg = model.config
     f = model.features
@@ -204,11 +211,13 @@ def feature_reuse(model: DenseNet) -> tuple[BlockReuse, ...]:
         k = cfg.growth_rate
         grid: list[list[float | None]] = [[None] * layers for _ in range(layers + 1)]
         for l_index, layer in enumerate(block.values()):
-            means = _source_means(_per_input_channel(layer.conv1.weight), c_in, k, l_index + 1)
+            means = _source_means(_per_input_channel(_unfolded(layer.conv1.weight, layer.norm1)), c_in, k,
+                                  l_index + 1)
             for s, value in enumerate(means):
                 grid[s][l_index] = value
         if hasattr(f, f"transition{i + 1}"):
-            exit_name, exit_weight = f"transition{i + 1}", getattr(f, f"transition{i + 1}").conv.weight
+            transition = getattr(f, f"transition{i + 1}")
+            exit_name, exit_weight = f"transition{i + 1}", _unfolded(transition.conv.weight, transition.norm)
         else:
             exit_name, exit_weight = "classifier", model.classifier.weight
         exit_use = _source_means(_per_input_channel(exit_weight), c_in, k, layers + 1)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
+from model.fused_layers import ClampedBN
 from model.zoo import MODELS, Architecture
 
 
@@ -120,10 +121,40 @@ class _DenseBlock(nn.ModuleDict):
             )
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.clamped and not (torch.is_grad_enabled() and x.requires_grad):
+            return self.forward_rows(x)
         features = [x]
         for layer in self.values():
             features.append(layer(features))
         return torch.cat(features, 1)
+
+    @property
+    def clamped(self) -> bool:
+        """True once ``DenseNet.fused_for_inference`` made every BN-ReLU a clamp (``model.fused_layers``)."""
+        return all(isinstance(layer.norm1, ClampedBN) for layer in self.values())
+
+    def forward_rows(self, x: Tensor, keep: list | None = None) -> Tensor:
+        """The fused block without concatenating: every layer writes its new channels into one buffer and
+        clamps the channels before them as rows of a matrix (the same numbers as ``forward``; no gradient).
+
+        ``keep`` receives each layer's clamp and ReLU outputs (the masks ``model.gradients`` needs).
+        """
+        n, c0, h, w = x.shape
+        layers = list(self.values())
+        total = layers[-1].conv1.in_channels + layers[-1].conv2.out_channels
+        buffer = x.new_empty((n, h, w, total))
+        buffer[..., :c0] = x.permute(0, 2, 3, 1)
+        rows = buffer.view(n * h * w, total)
+        channels = c0
+        for layer in layers:
+            clamped = layer.norm1.rows(rows[:, :channels]).view(n, h, w, channels).permute(0, 3, 1, 2)
+            hidden = layer.relu2(layer.norm2(layer.conv1(clamped)))
+            new = layer.conv2(hidden)
+            if keep is not None:
+                keep.append((clamped, hidden))
+            buffer[..., channels:channels + new.shape[1]] = new.permute(0, 2, 3, 1)
+            channels += new.shape[1]
+        return buffer.permute(0, 3, 1, 2)
 
 
 class _Transition(nn.Sequential):
@@ -199,12 +230,15 @@ class DenseNet(nn.Module):
         """An equivalent, faster copy for eval mode; this network is left untouched.
 
         The copy folds each BN that directly follows a convolution into it
-        (``norm0``, every dense layer's ``norm2``) and pools before the
-        transition's 1x1 convolution (both are linear, so the order does not
-        change the result but the convolution runs on a quarter of the
-        pixels).  Its outputs and every tap equal this network's up to float
-        rounding; its ``state_dict`` is not torchvision's, so it is for
-        inference only (its parameters do not require grad).
+        (``norm0``, every dense layer's ``norm2``), turns each BN-ReLU before a
+        1x1 convolution into one clamp with its affine part folded into that
+        convolution (``model.fused_layers``; a dense block then needs no
+        concatenation per layer), and pools before the transition's 1x1
+        convolution (both are linear, so the order does not change the result
+        but the convolution runs on a quarter of the pixels).  Its outputs and
+        every tap equal this network's up to float rounding; its
+        ``state_dict`` is not torchvision's, so it is for inference only (its
+        parameters do not require grad).
         """
         fused = copy.deepcopy(self).eval()
         f = fused.features
@@ -214,9 +248,15 @@ class DenseNet(nn.Module):
         for m in fused.modules():
             if isinstance(m, _DenseLayer) and isinstance(m.norm2, nn.BatchNorm2d):
                 m.fold_norm2()
+            if isinstance(m, _DenseLayer) and isinstance(m.norm1, nn.BatchNorm2d):
+                m.norm1 = ClampedBN(m.norm1)
+                m.relu1 = nn.Identity()
+                m.conv1 = m.norm1.fold(m.conv1)
             elif isinstance(m, _Transition) and list(m._modules) == ["norm", "relu", "conv", "pool"]:
                 conv = m._modules.pop("conv")
-                m.add_module("conv", conv)  # now norm, relu, pool, conv
+                m.norm = ClampedBN(m.norm)
+                m.relu = nn.Identity()
+                m.add_module("conv", m.norm.fold(conv))  # now clamp, pool, conv
         for p in fused.parameters():
             p.requires_grad_(False)
         return fused

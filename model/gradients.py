@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.densenet import DenseNet, _DenseBlock, _DenseLayer, _Transition
+from model.fused_layers import ClampedBN, Pointwise
 
 _threshold = torch.ops.aten.threshold_backward  # grad where the ReLU output is > 0, else 0 (autograd's own op)
 
@@ -60,12 +61,20 @@ def _eval_bn(m: nn.Module) -> bool:
 
 
 def _plain_conv(m: nn.Module, kernel: int, padding: int) -> bool:
+    if isinstance(m, Pointwise):
+        return kernel == 1
     return (isinstance(m, nn.Conv2d) and m.kernel_size == (kernel, kernel) and m.stride == (1, 1)
             and m.padding == (padding, padding) and m.dilation == (1, 1) and m.groups == 1)
 
 
+def _bn_relu(norm: nn.Module, relu: nn.Module) -> bool:
+    """A BN-ReLU pair: eval-mode BN then ReLU, or its fused clamp (``model.fused_layers``)."""
+    return ((_eval_bn(norm) and isinstance(relu, nn.ReLU))
+            or (isinstance(norm, ClampedBN) and isinstance(relu, nn.Identity)))
+
+
 def _supported_layer(layer: nn.Module) -> bool:
-    return (isinstance(layer, _DenseLayer) and _eval_bn(layer.norm1) and isinstance(layer.relu1, nn.ReLU)
+    return (isinstance(layer, _DenseLayer) and _bn_relu(layer.norm1, layer.relu1)
             and _plain_conv(layer.conv1, 1, 0) and (_eval_bn(layer.norm2) or isinstance(layer.norm2, nn.Identity))
             and isinstance(layer.relu2, nn.ReLU) and _plain_conv(layer.conv2, 3, 1) and layer.conv2.bias is None)
 
@@ -73,8 +82,8 @@ def _supported_layer(layer: nn.Module) -> bool:
 def _supported_transition(t: nn.Module) -> bool:
     names = list(t._modules)
     return (isinstance(t, _Transition) and names[:2] == ["norm", "relu"] and sorted(names[2:]) == ["conv", "pool"]
-            and _eval_bn(t.norm) and isinstance(t.relu, nn.ReLU) and _plain_conv(t.conv, 1, 0)
-            and t.conv.bias is None and isinstance(t.pool, nn.AvgPool2d))
+            and _bn_relu(t.norm, t.relu) and _plain_conv(t.conv, 1, 0)
+            and (t.conv.bias is None or isinstance(t.norm, ClampedBN)) and isinstance(t.pool, nn.AvgPool2d))
 
 
 def supports(model: nn.Module) -> bool:
@@ -112,6 +121,9 @@ class Recording:
 
 def _block_forward(block: _DenseBlock, x: Tensor, keep: bool) -> tuple[Tensor, list]:
     """``_DenseBlock.forward`` op for op (so every number equals the autograd path's), keeping the ReLU outputs."""
+    if block.clamped:
+        kept: list = []
+        return block.forward_rows(x, kept if keep else None), kept
     features, kept = [x], []
     for layer in block.values():
         h1 = layer.relu1(layer.norm1(torch.cat(features, 1)))
@@ -126,7 +138,7 @@ def _transition_forward(t: _Transition, x: Tensor, keep: bool) -> tuple[Tensor, 
     relu_out = None
     for name, module in t.named_children():
         x = module(x)
-        if name == "relu":
+        if name == "relu":  # the ReLU's output, or the clamp's for a fused transition (relu is an Identity)
             relu_out = x
     return x, relu_out if keep else None
 
@@ -168,6 +180,21 @@ def _bn_scale(bn: nn.Module) -> Tensor | None:
     return inv * bn.weight if bn.weight is not None else inv
 
 
+def _input_scale(weight: Tensor, norm: nn.Module) -> Tensor:
+    """A 1x1 weight ``(out, in)`` with the BN before it folded into its columns (a clamp's is folded already)."""
+    return weight if isinstance(norm, ClampedBN) else weight * _bn_scale(norm)[None, :]
+
+
+def _masked(grad: Tensor, out: Tensor, norm: nn.Module) -> Tensor:
+    """``grad`` where the BN-ReLU ``norm`` let its input through: ReLU output > 0, or a clamp output != t.
+
+    ``out`` is (N, H, W, C) like ``grad``, or a (N, h, 2, w, 2, C) view of it for a transition's pooling.
+    """
+    if isinstance(norm, ClampedBN):
+        return grad.masked_fill(out == norm.t.view(-1), 0)
+    return _threshold(grad, out, 0)
+
+
 class _Transposed:
     """The network's layers transposed, BN scales folded in; rebuilt when the weights change."""
 
@@ -182,13 +209,13 @@ class _Transposed:
             for module in f.modules():
                 if isinstance(module, _DenseLayer):
                     w2 = module.conv2.weight.transpose(0, 1).flip(2, 3)
-                    w1 = module.conv1.weight[:, :, 0, 0] * _bn_scale(module.norm1)[None, :]
+                    w1 = _input_scale(module.conv1.weight[:, :, 0, 0], module.norm1)
                     s2 = _bn_scale(module.norm2)
                     if s2 is not None:
                         w1 = w1 * s2[:, None]
                     self.layers[module] = (w2.contiguous(memory_format=torch.channels_last), w1.contiguous())
                 elif isinstance(module, _Transition):
-                    weight = module.conv.weight[:, :, 0, 0] * _bn_scale(module.norm)[None, :]
+                    weight = _input_scale(module.conv.weight[:, :, 0, 0], module.norm)
                     self.transitions[module] = weight.contiguous()
                     pool = module.pool
                     if (_pair(pool.kernel_size) == [2, 2] and _pair(pool.stride or 2) == [2, 2]
@@ -286,7 +313,7 @@ def _block_backward(block: _DenseBlock, grad: Tensor, kept: list, tr: _Transpose
         new = _nchw(total[..., cin:cin + k]).contiguous(memory_format=torch.channels_last)
         g2 = _threshold(_nhwc(F.conv2d(new, w2, padding=1)), _nhwc(_rows(h2, index)), 0)
         g1 = (g2.reshape(-1, g2.shape[-1]) @ w1).view(rows, height, width, cin)
-        total[..., :cin] += _threshold(g1, _nhwc(_rows(h1, index)), 0)
+        total[..., :cin] += _masked(g1, _nhwc(_rows(h1, index)), layers[i].norm1)
     result = total[..., :c0]
     return (result, output_grad) if keep else result
 
@@ -307,13 +334,13 @@ def _transition_backward(t: _Transition, grad: Tensor, relu_out: Tensor, tr: _Tr
     if t in tr.quartered and (full_h, full_w) == (2 * height, 2 * width):
         pooled = (grad.reshape(-1, c_out) @ tr.quartered[t]).view(rows, height, 1, width, 1, c_in)
         spread = pooled.expand(rows, height, 2, width, 2, c_in)
-        return _threshold(spread, relu_out.reshape(n, height, 2, width, 2, c_in), 0).view(rows, full_h, full_w, c_in)
+        return _masked(spread, relu_out.reshape(n, height, 2, width, 2, c_in), t.norm).view(rows, full_h, full_w, c_in)
     pooled = (grad.reshape(-1, c_out) @ tr.transitions[t]).view(rows, height, width, c_in)
     unpooled = torch.ops.aten.avg_pool2d_backward(
         _nchw(pooled), _nchw(relu_out).expand(rows, -1, -1, -1), _pair(pool.kernel_size),
         _pair(pool.stride or pool.kernel_size), _pair(pool.padding), pool.ceil_mode, pool.count_include_pad,
         pool.divisor_override)
-    return _threshold(_nhwc(unpooled), relu_out, 0)
+    return _masked(_nhwc(unpooled), relu_out, t.norm)
 
 
 def _pair(v) -> list[int]:

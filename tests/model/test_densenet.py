@@ -102,6 +102,61 @@ def test_fused_copy_matches_logits_and_taps():
         assert torch.allclose(ta[name], tb[name], atol=1e-4), name
 
 
+def signed_batchnorm(model: DenseNet) -> DenseNet:
+    """BN scales of both signs, and one exactly zero in every BN (a pruned channel)."""
+    randomize_batchnorm(model, seed=3)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.mul_(torch.where(torch.rand(m.num_features, generator=g) < 0.3, -1.0, 1.0))
+                m.weight[0] = 0.0
+    return model
+
+
+def test_fused_clamps_equal_bn_relu_for_negative_and_zero_scales():
+    torch.manual_seed(0)
+    plain = signed_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval()
+    fused = plain.fused_for_inference().to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        a, ta = plain.forward_with_taps(x, plain.tap_names)
+        b, tb = fused.forward_with_taps(x.to(memory_format=torch.channels_last), fused.tap_names)
+    assert (a - b).abs().max() <= 1e-4
+    for name in plain.tap_names:
+        assert torch.allclose(ta[name], tb[name], atol=1e-4), name
+
+
+def test_fused_block_without_concatenation_gives_the_very_same_numbers():
+    torch.manual_seed(0)
+    fused = signed_batchnorm(densenet(6, (3, 4), 16, 2, num_classes=5, stem="imagenet")).eval()
+    fused = fused.fused_for_inference().to(memory_format=torch.channels_last)
+    block = fused.features.denseblock2
+    x = torch.randn(2, block.denselayer1.conv1.in_channels, 9, 7).contiguous(memory_format=torch.channels_last)
+    assert block.clamped
+    with torch.no_grad():
+        rows = block.forward_rows(x)
+    features = [x]  # the concatenating path, as autograd runs it
+    for layer in block.values():
+        features.append(layer(features))
+    assert torch.equal(rows, torch.cat(features, 1))
+
+
+def test_gradients_through_the_fused_clamps_equal_the_plain_networks():
+    torch.manual_seed(0)
+    plain = signed_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval()
+    plain.requires_grad_(False)
+    fused = plain.fused_for_inference().to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 64, 64)
+    grads = []
+    for net, picture in ((plain, x), (fused, x.to(memory_format=torch.channels_last))):
+        logits, taps = net.forward_with_taps(picture, ["denseblock1", "transition2"], grad_taps=True)
+        grads.append(torch.autograd.grad(logits[0, 3], [taps["denseblock1"], taps["transition2"]]))
+    for g_plain, g_fused in zip(*grads):
+        assert g_plain.abs().max() > 0
+        assert (g_plain - g_fused).abs().max() <= 1e-5 * g_plain.abs().max()
+
+
 def test_fused_copy_leaves_the_callers_model_untouched():
     model = make_tiny().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}

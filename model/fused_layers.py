@@ -1,0 +1,112 @@
+"""BN followed by ReLU, for inference, as one clamp whose affine rest folds into the next convolution.
+
+In eval mode a BN is the per-channel affine map ``s x + b`` with ``s = gamma / sqrt(var + eps)`` and
+``b = beta - s * mean``, and per channel
+
+    relu(s x + b) = s * clamp(x, t) + b,    t = -b / s,
+
+where ``clamp(x, t)`` is ``max(x, t)`` for ``s > 0`` and ``min(x, t)`` for ``s < 0`` (for ``s = 0`` the
+output is the constant ``relu(b)``: the clamp to ``[0, 0]`` then gives ``s * 0 + relu(b)``).  A DenseNet
+always follows this BN-ReLU with a 1x1 convolution (or, in a transition, a 2x2 average pooling and then a
+1x1 convolution, which commute with the affine map), so ``W relu(s x + b) = (W diag(s)) clamp(x, t) + W b``:
+the convolution takes ``W diag(s)`` and the bias ``W b``, and the elementwise work is one clamp, one pass
+over memory instead of BN's and ReLU's two.  A clamp only selects values (no rounding), so clamping a
+block's features in place of a concatenated copy gives the very same numbers.
+
+Gradients pass where the clamp is not active, ``c != t`` for the output ``c`` (``ClampFunction``): the same
+rule the hand-written backward in ``model.gradients`` applies, so both agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class ClampFunction(torch.autograd.Function):
+    """``clamp(x, lo, hi)`` whose gradient passes where the output differs from the threshold ``t``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, lo: Tensor, hi: Tensor, t: Tensor) -> Tensor:  # noqa: D102
+        out = torch.clamp(x, lo, hi)
+        ctx.save_for_backward(out, t)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        out, t = ctx.saved_tensors
+        return grad.masked_fill(out == t, 0), None, None, None
+
+
+class ClampedBN(nn.Module):
+    """``relu(bn(x))`` less its affine part ``s``, ``b`` (folded into the next convolution by ``fold``)."""
+
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        with torch.no_grad():
+            s = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).double()
+            b = bn.bias.double() - s * bn.running_mean.double()
+            zero = s == 0
+            t = torch.where(zero, torch.zeros_like(b), -b / torch.where(zero, torch.ones_like(s), s))
+            inf = torch.full_like(t, float("inf"))
+            lo = torch.where(zero, 0.0, torch.where(s > 0, t, -inf))
+            hi = torch.where(zero, 0.0, torch.where(s < 0, t, inf))
+            dtype = bn.weight.dtype
+            shape = (-1, 1, 1)  # broadcast over (N, C, H, W)
+            self.register_buffer("lo", lo.to(dtype).view(shape))
+            self.register_buffer("hi", hi.to(dtype).view(shape))
+            self.register_buffer("t", torch.where(zero, 0.0, t).to(dtype).view(shape))
+            self.register_buffer("scale", s.to(dtype))
+            self.register_buffer("shift", torch.where(zero, b.clamp_min(0), b).to(dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return ClampFunction.apply(x, self.lo, self.hi, self.t)
+        return torch.clamp(x, self.lo, self.hi)
+
+    def rows(self, x: Tensor) -> Tensor:
+        """The clamp of an ``(M, C)`` matrix (a block's features as rows; no gradient)."""
+        return torch.clamp(x, self.lo.view(-1), self.hi.view(-1))
+
+    def fold(self, conv: nn.Conv2d) -> Pointwise:
+        """``conv`` applied after this clamp: ``(W diag(s)) c + W b + bias`` for a 1x1 ``conv``."""
+        w = conv.weight.detach().double()
+        bias = w[:, :, 0, 0] @ self.shift.double()
+        if conv.bias is not None:
+            bias = bias + conv.bias.double()
+        dtype = conv.weight.dtype
+        return Pointwise((w * self.scale.double().view(1, -1, 1, 1)).to(dtype), bias.to(dtype))
+
+    def unfold(self, weight: Tensor) -> Tensor:
+        """A folded 1x1 weight's ``W`` again (columns of channels with ``s = 0`` come back as 0)."""
+        s = self.scale.view(1, -1, *([1] * (weight.dim() - 2)))
+        return torch.where(s == 0, torch.zeros_like(weight), weight / torch.where(s == 0, 1, s))
+
+
+class Pointwise(nn.Module):
+    """A 1x1 convolution with bias, as one matrix product on the ``(N H W, C)`` rows of a channels_last map.
+
+    It takes the place of ``nn.Conv2d`` after a clamp: PyTorch picks different kernels for a 1x1 convolution
+    by batch size, size and thread count (a slow one for small maps on one thread); a matrix product is
+    the same kernel everywhere, so a block computed with or without concatenation gives the same numbers.
+    """
+
+    kernel_size, stride, padding, dilation, groups = (1, 1), (1, 1), (0, 0), (1, 1), 1
+
+    def __init__(self, weight: Tensor, bias: Tensor) -> None:
+        super().__init__()
+        self.out_channels, self.in_channels = weight.shape[:2]
+        matrix = weight.detach().reshape(self.out_channels, self.in_channels).t().contiguous()  # (in, out)
+        self.matrix = nn.Parameter(matrix, requires_grad=False)
+        self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+
+    @property
+    def weight(self) -> Tensor:
+        """The convolution's ``(out, in, 1, 1)`` weight (a view of the matrix)."""
+        return self.matrix.t()[:, :, None, None]
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view of a channels_last map
+        out = torch.addmm(self.bias, rows, self.matrix)
+        return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
