@@ -14,13 +14,17 @@ over memory instead of BN's and ReLU's two.  A clamp only selects values (no rou
 block's features in place of a concatenated copy gives the very same numbers.
 
 Gradients pass where the clamp is not active, ``c != t`` for the output ``c`` (``ClampFunction``): the same
-rule the hand-written backward in ``model.gradients`` applies, so both agree bit for bit.
+rule the hand-written backward in ``model.gradients`` applies (through ``ClampedBN.margin``), so both agree
+bit for bit.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+MATMUL_ROWS = 4096  # pixels x pictures up to which a 1x1 convolution runs as a matrix product
 
 
 class ClampFunction(torch.autograd.Function):
@@ -56,6 +60,9 @@ class ClampedBN(nn.Module):
             self.register_buffer("lo", lo.to(dtype).view(shape))
             self.register_buffer("hi", hi.to(dtype).view(shape))
             self.register_buffer("t", torch.where(zero, 0.0, t).to(dtype).view(shape))
+            sign = torch.sign(s)
+            self.register_buffer("sign", sign.to(dtype).view(shape))
+            self.register_buffer("neg_sign_t", (-sign * torch.where(zero, 0.0, t)).to(dtype).view(shape))
             self.register_buffer("scale", s.to(dtype))
             self.register_buffer("shift", torch.where(zero, b.clamp_min(0), b).to(dtype))
 
@@ -63,6 +70,14 @@ class ClampedBN(nn.Module):
         if torch.is_grad_enabled() and x.requires_grad:
             return ClampFunction.apply(x, self.lo, self.hi, self.t)
         return torch.clamp(x, self.lo, self.hi)
+
+    def margin(self, out: Tensor, in_place: bool = False) -> Tensor:
+        """``sign(s) (out - t)`` for a clamp output ``out``: > 0 exactly where gradients pass, else 0.
+
+        (``s`` is +-1 or 0, so the sign is exact: a float difference is 0 only for equal numbers.)  It plays
+        a ReLU output's part in ``model.gradients``, whose masks are ``threshold_backward(grad, margin, 0)``.
+        """
+        return torch.addcmul(self.neg_sign_t, out, self.sign, out=out if in_place else None)
 
     def rows(self, x: Tensor) -> Tensor:
         """The clamp of an ``(M, C)`` matrix (a block's features as rows; no gradient)."""
@@ -86,9 +101,11 @@ class ClampedBN(nn.Module):
 class Pointwise(nn.Module):
     """A 1x1 convolution with bias, as one matrix product on the ``(N H W, C)`` rows of a channels_last map.
 
-    It takes the place of ``nn.Conv2d`` after a clamp: PyTorch picks different kernels for a 1x1 convolution
-    by batch size, size and thread count (a slow one for small maps on one thread); a matrix product is
-    the same kernel everywhere, so a block computed with or without concatenation gives the same numbers.
+    It takes the place of ``nn.Conv2d`` after a clamp: PyTorch picks a 1x1 convolution's kernel by batch
+    size, map size and thread count, and for one picture's maps on one thread it picks a slow one; a matrix
+    product is faster there.  Above ``MATMUL_ROWS`` rows (batches) oneDNN's convolution is faster.  The
+    choice depends on the shape only, so a block computed with or without concatenation gives the same
+    numbers.
     """
 
     kernel_size, stride, padding, dilation, groups = (1, 1), (1, 1), (0, 0), (1, 1), 1
@@ -107,6 +124,8 @@ class Pointwise(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
+        if n * h * w > MATMUL_ROWS:  # oneDNN's convolution wins on large maps (batches of pictures)
+            return F.conv2d(x, self.weight, self.bias)
         rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view of a channels_last map
         out = torch.addmm(self.bias, rows, self.matrix)
         return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)

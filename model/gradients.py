@@ -9,10 +9,11 @@ applied to the classifier's row ``W_c``, and this module applies it by hand:
   needs: the ReLU outputs the forward computes anyway (their sign is the
   mask), nothing else.  It runs the very operations of
   ``DenseNet.forward_with_taps``, so every number and every mask is the
-  autograd path's.  (Writing each block's features into one preallocated
-  buffer instead of concatenating for every layer was measured too: no faster
-  here, and BN over a strided view rounds differently, which flips ReLU masks
-  at values near zero.)
+  autograd path's.  In the fused network ``DenseNetClassifier`` runs, each
+  BN-ReLU before a 1x1 convolution is a clamp (``model.fused_layers``) and a
+  block writes into one buffer instead of concatenating: a clamp only selects
+  values, so the numbers are those of the concatenating path autograd runs,
+  and the clamp's margin ``sign(s) (c - t)`` gives the mask.
 * Closed form at the head: below ``norm5`` there is only global average
   pooling and the linear classifier, so ``d logit_c / d norm5 = W_c / (h w)`` at
   every position; through ``norm5``'s ReLU and BN it is that times the BN scale
@@ -45,6 +46,11 @@ from model.densenet import DenseNet, _DenseBlock, _DenseLayer, _Transition
 from model.fused_layers import ClampedBN, Pointwise
 
 _threshold = torch.ops.aten.threshold_backward  # grad where the ReLU output is > 0, else 0 (autograd's own op)
+
+
+def _threshold_into(grad: Tensor, out: Tensor) -> Tensor:
+    """``_threshold(grad, out, 0)`` written over ``grad`` (a fresh tensor): no new memory to fault in."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
 
 
 def _nhwc(t: Tensor) -> Tensor:
@@ -108,7 +114,9 @@ class Recording:
 
     ``saved`` maps each block and transition after ``start`` (the earliest
     tap) to its ReLU outputs (a dense block: ``(h1, h2)`` per layer; a
-    transition: its ReLU output); ``norm5`` is the head's post-ReLU map.
+    transition: its ReLU output; where a fused network has a clamp instead of
+    BN-ReLU, the clamp's margin, > 0 where gradients pass, takes the ReLU
+    output's place); ``norm5`` is the head's post-ReLU map.
     """
 
     logits: Tensor
@@ -123,7 +131,8 @@ def _block_forward(block: _DenseBlock, x: Tensor, keep: bool) -> tuple[Tensor, l
     """``_DenseBlock.forward`` op for op (so every number equals the autograd path's), keeping the ReLU outputs."""
     if block.clamped:
         kept: list = []
-        return block.forward_rows(x, kept if keep else None), kept
+        out = block.forward_rows(x, kept if keep else None)
+        return out, [(layer.norm1.margin(c, in_place=True), h2) for layer, (c, h2) in zip(block.values(), kept)]
     features, kept = [x], []
     for layer in block.values():
         h1 = layer.relu1(layer.norm1(torch.cat(features, 1)))
@@ -138,9 +147,9 @@ def _transition_forward(t: _Transition, x: Tensor, keep: bool) -> tuple[Tensor, 
     relu_out = None
     for name, module in t.named_children():
         x = module(x)
-        if name == "relu":  # the ReLU's output, or the clamp's for a fused transition (relu is an Identity)
-            relu_out = x
-    return x, relu_out if keep else None
+        if name == "relu" and keep:  # the ReLU's output, or for a fused transition the clamp's margin
+            relu_out = t.norm.margin(x) if isinstance(t.norm, ClampedBN) else x
+    return x, relu_out
 
 
 def record(model: DenseNet, x: Tensor, taps: Sequence[str]) -> Recording:
@@ -183,16 +192,6 @@ def _bn_scale(bn: nn.Module) -> Tensor | None:
 def _input_scale(weight: Tensor, norm: nn.Module) -> Tensor:
     """A 1x1 weight ``(out, in)`` with the BN before it folded into its columns (a clamp's is folded already)."""
     return weight if isinstance(norm, ClampedBN) else weight * _bn_scale(norm)[None, :]
-
-
-def _masked(grad: Tensor, out: Tensor, norm: nn.Module) -> Tensor:
-    """``grad`` where the BN-ReLU ``norm`` let its input through: ReLU output > 0, or a clamp output != t.
-
-    ``out`` is (N, H, W, C) like ``grad``, or a (N, h, 2, w, 2, C) view of it for a transition's pooling.
-    """
-    if isinstance(norm, ClampedBN):
-        return grad.masked_fill(out == norm.t.view(-1), 0)
-    return _threshold(grad, out, 0)
 
 
 class _Transposed:
@@ -311,9 +310,10 @@ def _block_backward(block: _DenseBlock, grad: Tensor, kept: list, tr: _Transpose
         w2, w1 = tr.layers[layers[i]]
         cin = c0 + i * k
         new = _nchw(total[..., cin:cin + k]).contiguous(memory_format=torch.channels_last)
-        g2 = _threshold(_nhwc(F.conv2d(new, w2, padding=1)), _nhwc(_rows(h2, index)), 0)
+        g2 = _nhwc(F.conv2d(new, w2, padding=1))
+        g2 = _threshold_into(g2, _nhwc(_rows(h2, index)))
         g1 = (g2.reshape(-1, g2.shape[-1]) @ w1).view(rows, height, width, cin)
-        total[..., :cin] += _masked(g1, _nhwc(_rows(h1, index)), layers[i].norm1)
+        total[..., :cin] += _threshold_into(g1, _nhwc(_rows(h1, index)))
     result = total[..., :c0]
     return (result, output_grad) if keep else result
 
@@ -334,13 +334,13 @@ def _transition_backward(t: _Transition, grad: Tensor, relu_out: Tensor, tr: _Tr
     if t in tr.quartered and (full_h, full_w) == (2 * height, 2 * width):
         pooled = (grad.reshape(-1, c_out) @ tr.quartered[t]).view(rows, height, 1, width, 1, c_in)
         spread = pooled.expand(rows, height, 2, width, 2, c_in)
-        return _masked(spread, relu_out.reshape(n, height, 2, width, 2, c_in), t.norm).view(rows, full_h, full_w, c_in)
+        return _threshold(spread, relu_out.reshape(n, height, 2, width, 2, c_in), 0).view(rows, full_h, full_w, c_in)
     pooled = (grad.reshape(-1, c_out) @ tr.transitions[t]).view(rows, height, width, c_in)
     unpooled = torch.ops.aten.avg_pool2d_backward(
         _nchw(pooled), _nchw(relu_out).expand(rows, -1, -1, -1), _pair(pool.kernel_size),
         _pair(pool.stride or pool.kernel_size), _pair(pool.padding), pool.ceil_mode, pool.count_include_pad,
         pool.divisor_override)
-    return _masked(_nhwc(unpooled), relu_out, t.norm)
+    return _threshold(_nhwc(unpooled), relu_out, 0)
 
 
 def _pair(v) -> list[int]:
