@@ -69,7 +69,13 @@ class ClampedBN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
             return ClampFunction.apply(x, self.lo, self.hi, self.t)
-        return torch.clamp(x, self.lo, self.hi)
+        return torch.clamp(x, *self._bounds(x.dtype))
+
+    def _bounds(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """``lo``, ``hi`` in ``dtype`` (bfloat16 under autocast stays bfloat16 instead of promoting)."""
+        if dtype == self.lo.dtype:
+            return self.lo, self.hi
+        return self.lo.to(dtype), self.hi.to(dtype)
 
     def margin(self, out: Tensor, in_place: bool = False) -> Tensor:
         """``sign(s) (out - t)`` for a clamp output ``out``: > 0 exactly where gradients pass, else 0.
@@ -81,7 +87,8 @@ class ClampedBN(nn.Module):
 
     def rows(self, x: Tensor) -> Tensor:
         """The clamp of an ``(M, C)`` matrix (a block's features as rows; no gradient)."""
-        return torch.clamp(x, self.lo.view(-1), self.hi.view(-1))
+        lo, hi = self._bounds(x.dtype)
+        return torch.clamp(x, lo.view(-1), hi.view(-1))
 
     def fold(self, conv: nn.Conv2d) -> Pointwise:
         """``conv`` applied after this clamp: ``(W diag(s)) c + W b + bias`` for a 1x1 ``conv``."""

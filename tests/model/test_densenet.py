@@ -87,10 +87,7 @@ def test_legacy_key_checkpoint_loads(tv_densenet121, tmp_path):
     _assert_same_logits(tv_densenet121, build_model(read_checkpoint(path)))
 
 
-def test_fused_copy_matches_logits_and_taps():
-    # the ImageNet stem, so that norm0, every norm2 and the transitions are all rewritten in the copy
-    torch.manual_seed(0)
-    plain = randomize_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval()
+def assert_fused_copy_matches(plain: DenseNet) -> None:
     fused = plain.fused_for_inference().to(memory_format=torch.channels_last)
     assert fused is not plain
     x = torch.randn(2, 3, 64, 80)
@@ -100,6 +97,12 @@ def test_fused_copy_matches_logits_and_taps():
     assert (a - b).abs().max() <= 1e-4
     for name in plain.tap_names:
         assert torch.allclose(ta[name], tb[name], atol=1e-4), name
+
+
+def test_fused_copy_matches_logits_and_taps():
+    # the ImageNet stem, so that norm0, every norm2 and the transitions are all rewritten in the copy
+    torch.manual_seed(0)
+    assert_fused_copy_matches(randomize_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval())
 
 
 def signed_batchnorm(model: DenseNet) -> DenseNet:
@@ -116,15 +119,7 @@ def signed_batchnorm(model: DenseNet) -> DenseNet:
 
 def test_fused_clamps_equal_bn_relu_for_negative_and_zero_scales():
     torch.manual_seed(0)
-    plain = signed_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval()
-    fused = plain.fused_for_inference().to(memory_format=torch.channels_last)
-    x = torch.randn(2, 3, 64, 80)
-    with torch.no_grad():
-        a, ta = plain.forward_with_taps(x, plain.tap_names)
-        b, tb = fused.forward_with_taps(x.to(memory_format=torch.channels_last), fused.tap_names)
-    assert (a - b).abs().max() <= 1e-4
-    for name in plain.tap_names:
-        assert torch.allclose(ta[name], tb[name], atol=1e-4), name
+    assert_fused_copy_matches(signed_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval())
 
 
 def test_fused_block_without_concatenation_gives_the_very_same_numbers():
