@@ -80,8 +80,9 @@ class ClampedBN(nn.Module):
     def margin(self, out: Tensor, in_place: bool = False) -> Tensor:
         """``sign(s) (out - t)`` for a clamp output ``out``: > 0 exactly where gradients pass, else 0.
 
-        (``s`` is +-1 or 0, so the sign is exact: a float difference is 0 only for equal numbers.)  It plays
-        a ReLU output's part in ``model.gradients``, whose masks are ``threshold_backward(grad, margin, 0)``.
+        (``sign(s)`` is +-1 or 0, so the product is exact, and a float difference is 0 only for equal
+        numbers.)  It plays a ReLU output's part in ``model.gradients``, whose masks are
+        ``threshold_backward(grad, margin, 0)``.
         """
         return torch.addcmul(self.neg_sign_t, out, self.sign, out=out if in_place else None)
 
