@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/eval_demo.py [--model assets/models/demo.pth] [--images 1000] [--pointing 500]
                                         [--two-shape 300] [--deletion 100] [--scorecam 50]
+                                        [--other 1000] [--other-pointing 500]
 
-Prints a Markdown table (the one in docs/QUALITY.md). The test suite runs a
+Prints a Markdown table (the one in docs/QUALITY.md): the model's own generator (model/shapes.py), then
+the same classes drawn by an independent renderer over photos (bench/other_renderer.py). The test suite runs a
 subset of the same measures (tests/model/test_demo_model.py).
 """
 
@@ -16,9 +18,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.other_renderer import other_sample  # noqa: E402
 from model.cam import METHODS  # noqa: E402
 from model.classifier import DenseNetClassifier  # noqa: E402
-from model.evaluation import EVAL_SEED, accuracy, deletion_vs_random, pointing_game, two_shape_check  # noqa: E402
+from model.evaluation import (  # noqa: E402
+    EVAL_SEED,
+    EVAL_SIZE,
+    accuracy,
+    accuracy_on,
+    deletion_vs_random,
+    pointing_game,
+    pointing_on,
+    two_shape_check,
+)
 
 
 def main() -> None:
@@ -29,6 +41,9 @@ def main() -> None:
     parser.add_argument("--two-shape", type=int, default=300)
     parser.add_argument("--deletion", type=int, default=100)
     parser.add_argument("--scorecam", type=int, default=50, help="images for Score-CAM's pointing game (slow)")
+    parser.add_argument("--other", type=int, default=1000, help="pictures of the other renderer (accuracy)")
+    parser.add_argument("--other-pointing", type=int, default=500,
+                        help="pictures of the other renderer (Grad-CAM pointing game)")
     args = parser.parse_args()
 
     t0 = time.time()
@@ -40,7 +55,20 @@ def main() -> None:
     print(f"model {clf.source}: {describe(clf.config).parameters:,} parameters, "
           f"input {clf.input_size}; evaluation seed {EVAL_SEED}\n")
     acc = accuracy(clf, args.images)
-    print(f"| accuracy, {args.images} single-shape images | {acc * 100:.1f}% |\n")
+    print(f"| accuracy, {args.images} single-shape images | {acc * 100:.1f}% |")
+
+    def other(i: int):
+        return other_sample(EVAL_SEED, i, EVAL_SIZE)
+
+    if args.other:
+        other_acc = accuracy_on(clf, other, args.other)
+        print(f"| accuracy, {args.other} pictures of the other renderer | {other_acc * 100:.1f}% |")
+    if args.other_pointing:
+        r = pointing_on(clf, other, args.other_pointing, deepest)
+        empty = f", {r.empty} empty" if r.empty else ""
+        print(f"| pointing game / heat in box, Grad-CAM at {deepest}, {args.other_pointing} pictures of the other "
+              f"renderer | {r.rate * 100:.1f}% / {r.energy * 100:.0f}%{empty} |")
+    print()
 
     fast = [m for m, spec in METHODS.items() if spec.needs_gradients]
     rows = pointing_game(clf, args.pointing, blocks, fast)

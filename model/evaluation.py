@@ -8,15 +8,18 @@
   predictions the two shapes, and does each class's peak land on its shape;
 * deletion/insertion AUC of a heatmap against a random pixel order.
 
-Pictures come from ``model.shapes`` with a seed the training never used.
+Pictures come from ``model.shapes`` with a seed the training never used; ``accuracy_on`` and
+``pointing_on`` take pictures from any other source (``bench/other_renderer.py``: the same classes drawn
+by a renderer the training never saw).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from model.classifier import DenseNetClassifier
 from model.faithfulness import faithfulness
@@ -51,6 +54,18 @@ def accuracy(clf: DenseNetClassifier, count: int, seed: int = EVAL_SEED) -> floa
     return correct / count
 
 
+Picture = tuple[Image.Image, int, tuple[int, int, int, int]]  # (image, class index, object's box)
+
+
+def accuracy_on(clf: DenseNetClassifier, draw: Callable[[int], Picture], count: int) -> float:
+    """Top-1 accuracy on pictures ``draw(0)`` .. ``draw(count - 1)``."""
+    correct = 0
+    for i in range(count):
+        image, label, _ = draw(i)
+        correct += clf.predict(image, topk=1)[0].index == label
+    return correct / count
+
+
 @dataclass
 class PointingResult:
     layer: str
@@ -64,6 +79,22 @@ class PointingResult:
     def rate(self) -> float:
         return self.hits / self.total if self.total else 0.0
 
+    def score(self, m, box: tuple[int, int, int, int]) -> None:
+        """Count map ``m`` (a ``model.explain`` map) against the object's ``box``; energy is summed until
+        ``finish``."""
+        self.total += 1
+        if not m.ok:
+            self.empty += 1
+            return
+        heat = m.on_original()
+        self.hits += in_box(peak(heat), box)
+        self.energy += energy_in_box(heat, box)
+
+    def finish(self) -> PointingResult:
+        """Turn the summed energy into the mean share per map."""
+        self.energy = self.energy / self.total if self.total else 0.0
+        return self
+
 
 def pointing_game(clf: DenseNetClassifier, count: int, layers: Sequence[str], methods: Sequence[str],
                   seed: int = EVAL_SEED) -> list[PointingResult]:
@@ -75,17 +106,19 @@ def pointing_game(clf: DenseNetClassifier, count: int, layers: Sequence[str], me
         for method in methods:
             ex = clf.explain(s.image, layers=list(layers), classes=[s.label], method=method)
             for m in ex.maps:
-                r = results[(m.layer, method)]
-                r.total += 1
-                if not m.ok:
-                    r.empty += 1
-                    continue
-                heat = m.on_original()
-                r.hits += in_box(peak(heat), box)
-                r.energy += energy_in_box(heat, box)
-    for r in results.values():
-        r.energy = r.energy / r.total if r.total else 0.0
-    return list(results.values())
+                results[(m.layer, method)].score(m, box)
+    return [r.finish() for r in results.values()]
+
+
+def pointing_on(clf: DenseNetClassifier, draw: Callable[[int], Picture], count: int, layer: str,
+                method: str = "gradcam") -> PointingResult:
+    """Pointing game for the true class at ``layer`` on pictures ``draw(0)`` .. ``draw(count - 1)``."""
+    r = PointingResult(layer, method, 0, 0, 0.0, 0)
+    for i in range(count):
+        image, label, box = draw(i)
+        (m,) = clf.explain(image, layers=[layer], classes=[label], method=method).maps
+        r.score(m, box)
+    return r.finish()
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The shipped demo model, measured on freshly generated shapes (a seed the training never used).
+"""The shipped demo model, measured on freshly generated shapes (a seed the training never used) and on
+the same classes drawn by an independent renderer over a photo the training never saw.
 
 A subset of bench/eval_demo.py (whose full figures are in docs/QUALITY.md); the floors asserted here sit
 below the measured figures with margin for the smaller samples.
@@ -9,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.other_renderer import other_sample
 from model.classifier import DenseNetClassifier
-from model.evaluation import EVAL_SEED, EVAL_SIZE, accuracy, pointing_game, two_shape_check
+from model.evaluation import EVAL_SEED, EVAL_SIZE, accuracy, accuracy_on, pointing_game, two_shape_check
 from model.faithfulness import faithfulness
 from model.paths import demo_model_path
 from model.shapes import sample
@@ -31,26 +33,58 @@ def test_checkpoint_is_small_and_self_describing(demo):
     assert ckpt["class_names"] == demo.labels and len(demo.labels) == 8
     assert ckpt["preprocessing"]["input_size"] == demo.input_size
     assert ckpt["training"]["dataset_seed"] == 0 and ckpt["training"]["best"]["val_accuracy"] > 0.95
+    assert ckpt["format_version"] == 3 and ckpt["unfamiliar"]["score"] == "energy"
 
 
 @pytest.mark.slow
 def test_accuracy_on_unseen_shapes(demo):
-    assert accuracy(demo, 300) >= 0.97  # measured 99.9% on 1,000
+    assert accuracy(demo, 300) >= 0.93  # measured 96.6% on 1,000 (the previous demo: 75.0%)
+
+
+def test_photos_are_unfamiliar_and_the_bundled_samples_are_not(demo):
+    from matplotlib import cbook
+
+    from model.paths import assets_dir
+
+    for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"):
+        (top,) = demo.predict(cbook.get_sample_data(name, asfileobj=False), topk=1)
+        assert top.unfamiliar is True, name  # the previous demo called a photo "star 94%" and nothing else
+    for path in sorted((assets_dir() / "samples").glob("*.png")):
+        (top,) = demo.predict(str(path), topk=1)
+        assert top.unfamiliar is False and top.label in path.stem, path.name
+
+
+def test_other_renderer_is_deterministic_and_boxes_the_visible_shape():
+    for i in range(6):
+        image, label, box = other_sample(EVAL_SEED, i, EVAL_SIZE)
+        again, label_again, box_again = other_sample(EVAL_SEED, i, EVAL_SIZE)
+        assert np.array_equal(np.asarray(image), np.asarray(again)) and (label, box) == (label_again, box_again)
+        left, top, right, bottom = box
+        assert image.size == EVAL_SIZE and 0 <= left < right <= EVAL_SIZE[0] and 0 <= top < bottom <= EVAL_SIZE[1]
+        assert 0 <= label < 8
+
+
+@pytest.mark.slow
+def test_accuracy_on_pictures_of_an_independent_renderer(demo):
+    def other(i):
+        return other_sample(EVAL_SEED, i, EVAL_SIZE)
+
+    assert accuracy_on(demo, other, 200) >= 0.80  # measured 84.3% on 1,000 (the previous demo: 60.3%)
 
 
 @pytest.mark.slow
 def test_grad_cam_points_at_the_object(demo):
     deepest = [t for t in demo.model.tap_names if t.startswith("denseblock")][-1]
     (result,) = pointing_game(demo, 150, [deepest], ["gradcam"])
-    assert result.rate >= 0.93  # measured 99.2% on 500
-    assert result.energy >= 0.50  # measured 63%
+    assert result.rate >= 0.93  # measured 98.4% on 500
+    assert result.energy >= 0.55  # measured 70%
 
 
 @pytest.mark.slow
 def test_each_class_heatmap_lands_on_its_own_shape(demo):
     deepest = [t for t in demo.model.tap_names if t.startswith("denseblock")][-1]
     result = two_shape_check(demo, 60, deepest)
-    assert result.peak_rate >= 0.70  # measured 81.8% on 300 (600 peaks)
+    assert result.peak_rate >= 0.75  # measured 84.3% on 300 (600 peaks)
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +114,17 @@ def _mean(rows, name):
 @pytest.mark.slow
 def test_grad_cam_order_deletes_the_class_faster_than_a_random_order(auc):
     rows = auc["deletion"]
-    # measured 0.202 against 0.525 on these 20 pictures (0.181 against 0.466 on 100, docs/QUALITY.md)
+    # 0.202 against 0.672 on 100 pictures (docs/QUALITY.md)
     assert _mean(rows, "gradcam") < _mean(rows, "random") - 0.15
-    assert np.mean([r["gradcam"] < r["random"] for r in rows]) >= 0.8  # measured 95%
+    assert np.mean([r["gradcam"] < r["random"] for r in rows]) >= 0.8
 
 
 @pytest.mark.slow
 def test_grad_cam_insertion_beats_its_reversed_order_but_only_matches_random(auc):
     # Revealing pixels over a blurred copy: Grad-CAM's order restores the class far faster than the same
-    # map read coldest first (measured 0.88 against 0.60), so the map's ranking matters; but on these
-    # flat-coloured shapes a random order does as well (0.88 on these 20, 0.893 against 0.875 on 100 in
-    # docs/QUALITY.md): scattered pixels outline a blurred shape quickly.  Only "not worse" is asserted.
+    # map read coldest first, so the map's ranking matters; but a random order does about as well (0.858
+    # against Grad-CAM's 0.841 on 100 pictures, docs/QUALITY.md): scattered pixels outline a blurred shape
+    # quickly.  Only "not worse" is asserted.
     rows = auc["insertion"]
     assert _mean(rows, "gradcam") > _mean(rows, "reversed") + 0.15
     assert _mean(rows, "gradcam") > _mean(rows, "random") - 0.05
