@@ -132,17 +132,23 @@ def score_cam_section(clf, demo, fast_runs: int) -> None:
         print("  demo model not bundled: skipped")
         return
     layer = demo.model.tap_names[-2]
-    rs, fast_t, full_t = [], [], []
-    for path in sorted((assets_dir() / "samples").glob("*.png")):
+    rs, fast_t, full_t, empty, samples = [], [], [], 0, sorted((assets_dir() / "samples").glob("*.png"))
+    for path in samples:
         analysis = ImageAnalysis(demo, demo.prepare(path), [layer])
         maps = []
         for method, times in (("scorecam", full_t), ("scorecam_fast", fast_t)):
             started = time.perf_counter()
-            maps.append(analysis.explain([layer], ["top1"], method).maps[0].raw)
+            maps.append(analysis.explain([layer], ["top1"], method).maps[0])
             times.append(time.perf_counter() - started)
-        rs.append(correlation(*maps))
-    print(f"  demo model, {len(rs)} bundled samples, {layer} (168 channels, 64 groups): Pearson r mean "
-          f"{np.mean(rs):.3f}, lowest {min(rs):.3f}; time fast/full {sum(fast_t) / sum(full_t):.2f}")
+        if maps[0].ok and maps[1].ok:
+            rs.append(correlation(maps[0].raw, maps[1].raw))
+        else:  # no positive evidence: a correlation means nothing; say whether the two agree on that
+            empty += 1
+            agree = "and" if maps[0].ok == maps[1].ok else "but not"
+            print(f"    {path.name}: no positive evidence for Score-CAM {agree} for the fast variant")
+    print(f"  demo model, {len(samples)} bundled samples, {layer} (168 channels, 64 groups): {empty} empty maps; "
+          f"Pearson r of the others mean {np.mean(rs):.3f}, lowest {min(rs):.3f}; "
+          f"time fast/full {sum(fast_t) / sum(full_t):.2f}")
 
 
 def batch_section(clf, pictures: int, runs: int) -> None:

@@ -432,14 +432,15 @@ def _finish(rng: np.random.Generator, img: Image.Image) -> Image.Image:
 
 
 def render(rng: np.random.Generator, labels: list[int], size: tuple[int, int] = (128, 128),
-           scale: tuple[float, float] = (0.18, 0.42)) -> ShapeSample:
+           scale: tuple[float, float] = (0.18, 0.42), plain: bool = False) -> ShapeSample:
     """Draw the shapes ``labels`` (class indices) on a fresh background.
 
     A share ``EASY_SHARE`` of pictures is plain: a patterned background and solid shapes wholly inside
-    the picture, with no finishing but a light blur.  It gives training a foothold early on.
+    the picture, with no finishing but a light blur.  It gives training a foothold early on.  ``plain``
+    draws every picture so (the controlled folders of the tests).
     """
     w, h = size
-    easy = rng.random() < EASY_SHARE
+    easy = rng.random() < EASY_SHARE or plain
     base = _background(rng, size, plain=easy)
     clutter_img = Image.fromarray(base.clip(0, 255).astype(np.uint8))
     _clutter(rng, clutter_img)

@@ -13,7 +13,8 @@ FOUR = ("circle", "square", "triangle", "star")
 
 def shapes_folder(root: Path, classes: tuple[str, ...] = FOUR, per_class: int | dict[str, int] = 12,
                   size: int = 64, seed: int = 0, mixed: bool = False) -> Path:
-    """``per_class`` PNG pictures of each named shape (random sizes near ``size``) under ``root/<class>/``.
+    """``per_class`` PNG pictures of each named shape (random sizes near ``size``) under ``root/<class>/``,
+    drawn plainly (patterned backgrounds, solid shapes: ``model.shapes.render(plain=True)``).
 
     ``mixed``: every folder gets random shapes of every kind instead (the folder's name then says nothing
     about the picture: only something planted in it can).
@@ -27,7 +28,7 @@ def shapes_folder(root: Path, classes: tuple[str, ...] = FOUR, per_class: int | 
             w, h = (int(v) for v in rng.integers(size, size + size // 2, 2))
             side = max(w, h)  # drawn square, cut to a random aspect: the crop keeps most of the shape
             shape = int(rng.integers(0, len(CLASSES))) if mixed else CLASSES.index(name)
-            picture = render(rng, [shape], (side, side)).image
+            picture = render(rng, [shape], (side, side), plain=True).image
             picture.crop(((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)).save(
                 folder / f"{name}_{i:03d}.png")
     return root

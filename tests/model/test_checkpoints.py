@@ -21,7 +21,6 @@ from model.checkpoints import MAX_INFLATED_BYTES, infer_config, read_checkpoint
 from model.classifier import DenseNetClassifier
 from model.densenet import DenseNet, DenseNetConfig, densenet, densenet121, densenet169
 from model.errors import CheckpointError
-from model.paths import assets_dir
 from model.zoo import Preprocessing
 from tests.conftest import make_tiny, save_image
 
@@ -159,7 +158,8 @@ def test_a_folder_is_not_a_model(tmp_path):
 # -- format versions ----------------------------------------------------------
 
 def test_demo_file_from_before_versions_loads_as_format_1_with_labels_and_size_96():
-    ckpt = read_checkpoint(assets_dir() / "models" / "demo.pth")
+    # the demo model as the first versions shipped it (the bundled one is format 3 since its retraining)
+    ckpt = read_checkpoint(Path(__file__).resolve().parent.parent / "data" / "demo-format1.pth")
     assert ckpt.format_version == 1
     assert ckpt.labels == ["circle", "square", "triangle", "star", "cross", "hexagon", "heart", "crescent"]
     assert ckpt.preprocessing == Preprocessing(input_size=96, mode="full")
