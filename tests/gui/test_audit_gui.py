@@ -95,6 +95,8 @@ def test_audit_shows_progress_then_the_flagged_class_first_and_its_pictures_open
     relies = flag["confirmed"]
     assert view.table.item(0, 3).text() == ("1 (relies on it)" if relies else "1")
     assert view.table.item(1, 3).text() == "0"
+    # the layout shows new labels through a queued call: wait for the event loop to have run it
+    qtbot.waitUntil(lambda: "drops the class's probability by" in texts(view))
     shown = texts(view)
     assert f"drops the class's probability by {flag['probability_drop'] * 100:.0f} points" in shown
     assert f"drops it by {flag['control_drop'] * 100:.0f} points" in shown
