@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MATMUL_ROWS = 4096  # pixels x pictures up to which a 1x1 convolution runs as a matrix product
+CONVOLUTION_PIXELS = 1024  # a map of more pixels runs its 1x1 convolutions as oneDNN convolutions
 
 
 class ClampFunction(torch.autograd.Function):
@@ -111,9 +111,12 @@ class Pointwise(nn.Module):
 
     It takes the place of ``nn.Conv2d`` after a clamp: PyTorch picks a 1x1 convolution's kernel by batch
     size, map size and thread count, and for one picture's maps on one thread it picks a slow one; a matrix
-    product is faster there.  Above ``MATMUL_ROWS`` rows (batches) oneDNN's convolution is faster.  The
-    choice depends on the shape only, so a block computed with or without concatenation gives the same
-    numbers.
+    product is faster there on maps up to ``CONVOLUTION_PIXELS``; larger maps keep oneDNN's convolution
+    (as fast for one picture, faster for a batch).  A batch of small maps runs one product per picture, so
+    that a picture gets the very numbers it gets alone (a product over the whole batch, or the convolution
+    for a batch and the product alone, sum in other orders: on some CPUs a batched map then differed from
+    the single one by 5e-5 of its range).  The kernel depends on the shape only, so a block computed with
+    or without concatenation gives the same numbers.
     """
 
     kernel_size, stride, padding, dilation, groups = (1, 1), (1, 1), (0, 0), (1, 1), 1
@@ -132,8 +135,11 @@ class Pointwise(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
-        if n * h * w > MATMUL_ROWS:  # oneDNN's convolution wins on large maps (batches of pictures)
+        if h * w > CONVOLUTION_PIXELS:  # large maps: oneDNN's convolution, for one picture as for a batch
             return F.conv2d(x, self.weight, self.bias)
-        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view of a channels_last map
-        out = torch.addmm(self.bias, rows, self.matrix)
+        rows = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view of a channels_last map
+        if n == 1:
+            out = torch.addmm(self.bias, rows[0], self.matrix)
+        else:  # picture by picture: each one's numbers are those it gets alone (one product's rounding)
+            out = torch.stack([torch.addmm(self.bias, rows[i], self.matrix) for i in range(n)])
         return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
