@@ -69,3 +69,15 @@ def save_image(path, size=(80, 60), mode="RGB", color=(200, 30, 30), fmt=None, *
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format=fmt, **save_kw)
     return str(path)
+
+
+def usage_error(argv: list[str], capsys) -> str:
+    """Run ``main.py argv`` and return its stderr, asserting a usage error: exit 2 and no traceback."""
+    from cli.main import main as cli
+
+    with pytest.raises(SystemExit) as info:
+        cli(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err

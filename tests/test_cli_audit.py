@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from cli.main import main as cli
+from tests.conftest import usage_error
 from tests.model.test_audit_ray import trained_with_marker
 from tests.planted import PER_CLASS
 
@@ -23,13 +24,6 @@ def with_marker(tmp_path_factory):
     return data, clf.weights_file
 
 
-def usage_error(args: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        cli(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
 
 
 def test_text_report_names_the_flagged_class_and_its_drop(with_marker, tmp_path, capsys):

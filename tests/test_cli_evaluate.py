@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from cli.main import main as cli
+from tests.conftest import usage_error
 from tests.model.test_folder_evaluation import EXPECTED_CONFUSION, HAND_MADE, colour_net, make_folder
 
 
@@ -33,13 +34,6 @@ def folder(tmp_path) -> Path:
     return root
 
 
-def run_usage_error(args: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        cli(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
 
 
 def test_json_report_with_files(folder, model, tmp_path, capsys):
@@ -111,29 +105,29 @@ def test_unicode_class_folders_in_json_and_text(tmp_path, capsys):
 
 
 def test_missing_folder_is_a_usage_error(model, tmp_path, capsys):
-    err = run_usage_error(["evaluate", str(tmp_path / "nowhere"), "--model", model], capsys)
+    err = usage_error(["evaluate", str(tmp_path / "nowhere"), "--model", model], capsys)
     assert "nowhere" in err and "no such folder" in err
 
 
 def test_a_file_instead_of_a_folder_is_a_usage_error(model, tmp_path, capsys):
     picture = tmp_path / "one.png"
     Image.new("RGB", (8, 8)).save(picture)
-    err = run_usage_error(["evaluate", str(picture), "--model", model], capsys)
+    err = usage_error(["evaluate", str(picture), "--model", model], capsys)
     assert "one.png" in err and "not a folder" in err
 
 
 def test_no_sub_folder_named_after_a_class_is_a_usage_error(model, tmp_path, capsys):
     root = make_folder(tmp_path / "pets", {"dog": {"d.png": (1, 2, 3)}})
-    err = run_usage_error(["evaluate", str(root), "--model", model], capsys)
+    err = usage_error(["evaluate", str(root), "--model", model], capsys)
     assert "pets" in err and "model's classes" in err
 
 
 def test_bad_options_are_usage_errors(folder, model, tmp_path, capsys):
-    assert "--mistakes" in run_usage_error(["evaluate", str(folder), "--model", model, "--mistakes", "-1"], capsys)
-    assert "unknown layer" in run_usage_error(["evaluate", str(folder), "--model", model, "--layer", "x"], capsys)
-    assert "unknown method" in run_usage_error(["evaluate", str(folder), "--model", model, "--method", "x"], capsys)
+    assert "--mistakes" in usage_error(["evaluate", str(folder), "--model", model, "--mistakes", "-1"], capsys)
+    assert "unknown layer" in usage_error(["evaluate", str(folder), "--model", model, "--layer", "x"], capsys)
+    assert "unknown method" in usage_error(["evaluate", str(folder), "--model", model, "--method", "x"], capsys)
     (tmp_path / "file.txt").write_text("x")
-    err = run_usage_error(["evaluate", str(folder), "--model", model, "--out", str(tmp_path / "file.txt" / "o")],
+    err = usage_error(["evaluate", str(folder), "--model", model, "--out", str(tmp_path / "file.txt" / "o")],
                           capsys)
     assert "cannot create the output folder" in err
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main as cli
+from tests.conftest import usage_error
 from tests.folders import FOUR, shapes_folder
 
 SMALL = ["--epochs", "2", "--batch-size", "8", "--input-size", "32", "--growth-rate", "4", "--blocks", "2,2",
@@ -20,13 +21,6 @@ def folder(tmp_path_factory) -> Path:
     return shapes_folder(tmp_path_factory.mktemp("cli") / "pictures", per_class=8, size=40)
 
 
-def _usage_error(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as info:
-        cli(argv)
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
 
 
 def test_train_json_summary_and_classify_reports_unfamiliar(folder, tmp_path, capsys):
@@ -51,27 +45,27 @@ def test_train_json_summary_and_classify_reports_unfamiliar(folder, tmp_path, ca
 ])
 def test_unusable_data_is_exit_2_naming_the_folder(tmp_path, capsys, make, message):
     data = make(tmp_path)
-    err = _usage_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "m.pth"), *SMALL])
+    err = usage_error(["train", "--data", str(data), "--out", str(tmp_path / "m.pth"), *SMALL], capsys)
     assert message in err and str(data) in err
     assert not (tmp_path / "m.pth").exists()
 
 
 def test_resume_without_a_resumable_file_is_exit_2(folder, tmp_path, capsys):
-    err = _usage_error(capsys, ["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"), "--resume", *SMALL])
+    err = usage_error(["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"), "--resume", *SMALL], capsys)
     assert "nothing to resume" in err and "m.last.pth" in err
 
 
 def test_offline_imagenet_start_is_exit_2_naming_the_alternatives(folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("DENSELENS_WEIGHTS_URL", "http://127.0.0.1:9/")
-    err = _usage_error(capsys, ["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"),
-                                "--init", "densenet121", *SMALL])
+    err = usage_error(["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"),
+                       "--init", "densenet121", *SMALL], capsys)
     assert "--init demo" in err and "--init scratch" in err
 
 
 def test_bad_numbers_are_usage_errors(folder, tmp_path, capsys):
-    err = _usage_error(capsys, ["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"),
-                                *SMALL, "--val-fraction", "1.5"])
+    err = usage_error(["train", "--data", str(folder), "--out", str(tmp_path / "m.pth"),
+                       *SMALL, "--val-fraction", "1.5"], capsys)
     assert "validation fraction" in err
 
 
