@@ -31,13 +31,13 @@ class ClampFunction(torch.autograd.Function):
     """``clamp(x, lo, hi)`` whose gradient passes where the output differs from the threshold ``t``."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, lo: Tensor, hi: Tensor, t: Tensor) -> Tensor:  # noqa: D102
+    def forward(ctx, x: Tensor, lo: Tensor, hi: Tensor, t: Tensor) -> Tensor:
         out = torch.clamp(x, lo, hi)
         ctx.save_for_backward(out, t)
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # noqa: D102
+    def backward(ctx, grad: Tensor):
         out, t = ctx.saved_tensors
         return grad.masked_fill(out == t, 0), None, None, None
 
