@@ -137,7 +137,9 @@ class _DenseBlock(nn.ModuleDict):
         """The fused block without concatenating: every layer writes its new channels into one buffer and
         clamps the channels before them as rows of a matrix (the same numbers as ``forward``; no gradient).
 
-        ``keep`` receives each layer's clamp and ReLU outputs (the masks ``model.gradients`` needs).
+        The clamps go into one scratch buffer the layers share.  ``keep`` receives each layer's ReLU output
+        after ``conv1``; a clamp's mask needs nothing kept, it comes from the returned features
+        (``ClampedBN.margin_rows``, the masks ``model.gradients`` needs).
         """
         n, c0, h, w = x.shape
         layers = list(self.values())
@@ -145,13 +147,14 @@ class _DenseBlock(nn.ModuleDict):
         buffer = x.new_empty((n, h, w, total))
         buffer[..., :c0] = x.permute(0, 2, 3, 1)
         rows = buffer.view(n * h * w, total)
+        scratch = x.new_empty(n * h * w * layers[-1].conv1.in_channels)
         channels = c0
         for layer in layers:
-            clamped = layer.norm1.rows(rows[:, :channels]).view(n, h, w, channels).permute(0, 3, 1, 2)
-            hidden = layer.relu2(layer.norm2(layer.conv1(clamped)))
+            clamped = layer.norm1.rows(rows[:, :channels], out=scratch[:rows.shape[0] * channels].view(-1, channels))
+            hidden = layer.relu2(layer.norm2(layer.conv1(clamped.view(n, h, w, channels).permute(0, 3, 1, 2))))
             new = layer.conv2(hidden)
             if keep is not None:
-                keep.append((clamped, hidden))
+                keep.append(hidden)
             buffer[..., channels:channels + new.shape[1]] = new.permute(0, 2, 3, 1)
             channels += new.shape[1]
         return buffer.permute(0, 3, 1, 2)

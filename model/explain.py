@@ -206,7 +206,7 @@ class ImageAnalysis:
         if bad:
             raise ValueError(f"unknown layer(s) {', '.join(bad)}; choose from {', '.join(valid)}")
         self.taps = sorted(dict.fromkeys(wanted), key=valid.index)
-        self.autograd = autograd or not gradients.supports(clf.model)
+        self.autograd = autograd or not clf.gradient_plan.supported
         self._gradients: dict[tuple[str, int], torch.Tensor] = {}
         self._raws: dict[tuple[str, int, str], np.ndarray] = {}
         clf.run_with_fallback(self._forward)
@@ -220,7 +220,7 @@ class ImageAnalysis:
                 self._logits, self._activations = self.clf.model.forward_with_taps(self.x, self.taps,
                                                                                    grad_taps=True)
         else:
-            self._recording = gradients.record(self.clf.model, self.x, self.taps)
+            self._recording = gradients.record(self.clf.model, self.x, self.taps, self.clf.gradient_plan)
             self._logits, self._activations = self._recording.logits, self._recording.taps
         self.scores = self._logits.detach()[0].float().cpu()
         self.probabilities = torch.softmax(self.scores, dim=0)
@@ -343,7 +343,7 @@ def explain_batch(clf: DenseNetClassifier, prepared: Sequence[Prepared], method:
     if layer not in taps[-2:]:
         raise ValueError(f"explain_batch explains {taps[-2]} or norm5 (closed-form gradients), not {layer}")
     wanted = list(classes) if classes is not None else [None] * len(prepared)
-    if not gradients.supports(clf.model):
+    if not clf.gradient_plan.supported:
         return [explain(clf, p, [layer], None if c is None else [c], method, topk) for p, c in zip(prepared, wanted)]
     results: list[Explanation] = []
     start = 0
@@ -360,7 +360,7 @@ def explain_batch(clf: DenseNetClassifier, prepared: Sequence[Prepared], method:
 
 def _explain_group(clf: DenseNetClassifier, group: Sequence[Prepared], layer: str, method: str,
                    topk: int, chosen: Sequence[int | None]) -> list[Explanation]:
-    recording = gradients.record(clf.model, clf.batch([p.tensor for p in group]), [layer])
+    recording = gradients.record(clf.model, clf.batch([p.tensor for p in group]), [layer], clf.gradient_plan)
     scores = recording.logits.float().cpu()
     probabilities = torch.softmax(scores, dim=1)
     predictions = clf.top_predictions(scores, max(topk, 1))

@@ -86,10 +86,18 @@ class ClampedBN(nn.Module):
         """
         return torch.addcmul(self.neg_sign_t, out, self.sign, out=out if in_place else None)
 
-    def rows(self, x: Tensor) -> Tensor:
-        """The clamp of an ``(M, C)`` matrix (a block's features as rows; no gradient)."""
+    def rows(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """The clamp of an ``(M, C)`` matrix (a block's features as rows; no gradient), into ``out`` if given."""
         lo, hi = self._bounds(x.dtype)
-        return torch.clamp(x, lo.view(-1), hi.view(-1))
+        return torch.clamp(x, lo.view(-1), hi.view(-1), out=out)
+
+    def margin_rows(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """``sign(s) (x - t)`` for inputs ``x`` with channels last: > 0 exactly where ``margin`` of their clamp is.
+
+        (For ``s > 0`` both are > 0 iff ``x > t``, for ``s < 0`` iff ``x < t``, for ``s = 0`` never.)  So the
+        mask of a block's clamp comes from the block's features, and the clamp itself need not be kept.
+        """
+        return torch.addcmul(self.neg_sign_t.view(-1), x, self.sign.view(-1), out=out)
 
     def fold(self, conv: nn.Conv2d) -> Pointwise:
         """``conv`` applied after this clamp: ``(W diag(s)) c + W b + bias`` for a 1x1 ``conv``."""

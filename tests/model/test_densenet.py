@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from model import gradients
 from model.architecture import describe
 from model.checkpoints import build_model, read_checkpoint
 from model.densenet import DenseNet, densenet, densenet121, densenet161, densenet169, densenet201
@@ -150,6 +151,30 @@ def test_gradients_through_the_fused_clamps_equal_the_plain_networks():
     for g_plain, g_fused in zip(*grads):
         assert g_plain.abs().max() > 0
         assert (g_plain - g_fused).abs().max() <= 1e-5 * g_plain.abs().max()
+
+
+def test_hand_written_gradients_through_signed_clamps_equal_autograd_on_the_plain_network():
+    # The backward recomputes each clamp's mask from the block's features (``ClampedBN.margin_rows``): with
+    # scales of both signs and zero it must pass gradients exactly where autograd's ReLUs do, for one picture
+    # and for each picture of a batch.
+    torch.manual_seed(0)
+    plain = signed_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval()
+    plain.requires_grad_(False)
+    fused = plain.fused_for_inference().to(memory_format=torch.channels_last)
+    taps = ["denseblock1", "transition1", "denseblock2", "denseblock3"]
+    x = torch.randn(2, 3, 64, 64)
+    rec = gradients.record(fused, x.contiguous(memory_format=torch.channels_last), taps)
+    batched = gradients.tap_gradients(fused, rec, taps, [3, 1, 4], samples=[0, 1, 1])
+    for row, (picture, target) in enumerate([(0, 3), (1, 1), (1, 4)]):
+        logits, maps = plain.forward_with_taps(x[picture:picture + 1], taps, grad_taps=True)
+        expected = torch.autograd.grad(logits[0, target], [maps[t] for t in taps])
+        single = gradients.tap_gradients(
+            fused, gradients.record(fused, x[picture:picture + 1].contiguous(memory_format=torch.channels_last),
+                                    taps), taps, [target])
+        for tap, want in zip(taps, expected):
+            assert want.abs().max() > 0
+            for got in (batched[tap][row], single[tap][0]):
+                assert (got - want[0]).abs().max() <= 1e-5 * want.abs().max()
 
 
 def test_fused_copy_leaves_the_callers_model_untouched():

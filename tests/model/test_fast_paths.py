@@ -170,6 +170,26 @@ def test_held_analysis_records_once_and_sweeps_once_per_request(densenet, monkey
     assert top == sweeps[0][1][0]
 
 
+def test_a_classifier_checks_and_transposes_its_network_once(densenet, monkeypatch):
+    prepared = densenet.prepare(Image.effect_noise((96, 96), 40).convert("RGB"))
+    plan = densenet.gradient_plan
+    ImageAnalysis(densenet, prepared).explain(["denseblock3"])
+    monkeypatch.setattr(gradients, "supports", lambda *a: pytest.fail("checked again"))
+    monkeypatch.setattr(gradients, "_weights_key", lambda *a: pytest.fail("weights walked again"))
+    ImageAnalysis(densenet, prepared).explain(["denseblock2"], ["top3"])
+    explain_batch(densenet, [prepared, prepared])
+    assert densenet.gradient_plan is plan and "transposed" in vars(plan)
+
+
+def test_a_new_network_or_device_gets_a_new_plan():
+    clf = DenseNetClassifier(make_tiny(), ["ant", "bee", "cat", "dog"], "cpu")
+    first = clf.gradient_plan
+    clf._move_to(torch.device("cpu"))  # what running out of memory on an accelerator does
+    second = clf.gradient_plan
+    clf.model = make_tiny().to(memory_format=torch.channels_last).requires_grad_(False)
+    assert second is not first and clf.gradient_plan is not second and clf.gradient_plan.model is clf.model
+
+
 def test_a_network_of_another_structure_goes_through_autograd():
     clf = DenseNetClassifier(make_tiny(), ["ant", "bee", "cat", "dog"], "cpu")
     clf.model.features.transition1.pool = torch.nn.MaxPool2d(2)  # not linear: no hand-written transpose
