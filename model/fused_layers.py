@@ -77,14 +77,14 @@ class ClampedBN(nn.Module):
             return self.lo, self.hi
         return self.lo.to(dtype), self.hi.to(dtype)
 
-    def margin(self, out: Tensor, in_place: bool = False) -> Tensor:
+    def margin(self, out: Tensor) -> Tensor:
         """``sign(s) (out - t)`` for a clamp output ``out``: > 0 exactly where gradients pass, else 0.
 
         (``sign(s)`` is +-1 or 0, so the product is exact, and a float difference is 0 only for equal
         numbers.)  It plays a ReLU output's part in ``model.gradients``, whose masks are
         ``threshold_backward(grad, margin, 0)``.
         """
-        return torch.addcmul(self.neg_sign_t, out, self.sign, out=out if in_place else None)
+        return torch.addcmul(self.neg_sign_t, out, self.sign)
 
     def rows(self, x: Tensor, out: Tensor | None = None) -> Tensor:
         """The clamp of an ``(M, C)`` matrix (a block's features as rows; no gradient), into ``out`` if given."""
