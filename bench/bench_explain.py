@@ -44,6 +44,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa:
 
 import model.explain as engine  # noqa: E402
 from bench.bench_predict import interleaved_medians  # noqa: E402
+from model.cam import SCORE_CAM_FAST_GROUPS  # noqa: E402
 from model.classifier import DenseNetClassifier  # noqa: E402
 from model.densenet import densenet121  # noqa: E402
 from model.explain import ImageAnalysis, explain_batch  # noqa: E402
@@ -125,7 +126,8 @@ def score_cam_section(clf, demo, fast_runs: int) -> None:
         full = clf.explain(prepared, layers=["denseblock4"], method="scorecam")
         t_full = time.perf_counter() - started
         r = correlation(full.maps[0].raw, fast().maps[0].raw)
-        print(f"  DenseNet-121, {name}, denseblock4 (1024 channels, 64 groups): fast {t['fast']:.2f} s = "
+        print(f"  DenseNet-121, {name}, denseblock4 (1024 channels, {SCORE_CAM_FAST_GROUPS} groups): "
+              f"fast {t['fast']:.2f} s = "
               f"{t['fast'] / t['predict']:.0f}x predict (median of {fast_runs}); full {t_full:.1f} s = "
               f"{t_full / t['predict']:.0f}x predict; fast/full {t['fast'] / t_full:.3f}; Pearson r {r:.4f}")
     if demo is None:
@@ -146,7 +148,8 @@ def score_cam_section(clf, demo, fast_runs: int) -> None:
             empty += 1
             agree = "and" if maps[0].ok == maps[1].ok else "but not"
             print(f"    {path.name}: no positive evidence for Score-CAM {agree} for the fast variant")
-    print(f"  demo model, {len(samples)} bundled samples, {layer} (168 channels, 64 groups): {empty} empty maps; "
+    print(f"  demo model, {len(samples)} bundled samples, {layer} (168 channels, {SCORE_CAM_FAST_GROUPS} groups): "
+          f"{empty} empty maps; "
           f"Pearson r of the others mean {np.mean(rs):.3f}, lowest {min(rs):.3f}; "
           f"time fast/full {sum(fast_t) / sum(full_t):.2f}")
 

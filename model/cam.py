@@ -87,7 +87,9 @@ class Method:
 
 
 # Score-CAM (fast): masked forward passes per layer (one per channel group); see score_cam_fast_weights.
-SCORE_CAM_FAST_GROUPS = 64
+# 48 groups: DenseNet-121's denseblock4 on matplotlib's photos agrees with Score-CAM as closely as with 64
+# (r 0.9987 and 0.9999) in 0.6-0.7 of the time; 32 left one more bundled sample's map empty on the demo.
+SCORE_CAM_FAST_GROUPS = 48
 
 
 def _score_cam(*args, **kwargs) -> Tensor:

@@ -26,6 +26,7 @@ from model.classifier import DenseNetClassifier
 from model.densenet import densenet121
 from model.explain import ImageAnalysis, explain, explain_batch
 from model.paths import assets_dir, demo_model_path
+from model.zoo import Preprocessing
 from tests.conftest import make_tiny
 
 GRADIENT_METHODS = [name for name, m in METHODS.items() if m.needs_gradients]
@@ -206,7 +207,7 @@ def test_fast_score_cam_is_listed_before_score_cam_and_both_are_slow():
     fast, full = METHODS["scorecam_fast"], METHODS["scorecam"]
     assert fast.title == "Score-CAM (fast)" and fast.kind == full.kind == "perturbation"
     assert fast.slow and full.slow  # several seconds on DenseNet-121 at four blocks: progress and Cancel
-    assert fast.passes(1024) == 64 and fast.passes(24) == 24 and full.passes(1024) == 1024
+    assert fast.passes(1024) == 48 and fast.passes(24) == 24 and full.passes(1024) == 1024
 
 
 @needs_demo
@@ -224,12 +225,26 @@ def test_fast_score_cam_agrees_with_score_cam_on_the_sample_pictures(demo):
     assert len(r) >= 5 and np.mean(r) >= 0.93 and min(r) >= 0.8, np.round(r, 3)
 
 
+@pytest.mark.slow
+def test_fast_score_cam_agrees_with_score_cam_on_photos(tv_densenet121):
+    # DenseNet-121 (fixed-seed weights) at 128 px, so that Score-CAM's 1,024 masked passes stay affordable;
+    # bench/bench_explain.py measures both photos at 224 px (r 0.9987 and 0.9999)
+    net = densenet121()
+    net.load_state_dict(tv_densenet121.state_dict())
+    clf = DenseNetClassifier(net, [f"c{i}" for i in range(1000)], "cpu", preprocessing=Preprocessing(input_size=128))
+    analysis = ImageAnalysis(clf, clf.prepare(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
+                             ["denseblock4"])
+    full, fast = (analysis.explain(["denseblock4"], ["top1"], m).maps[0] for m in ("scorecam", "scorecam_fast"))
+    assert full.ok and fast.ok and full.raw.size >= 16
+    assert np.corrcoef(full.raw.ravel(), fast.raw.ravel())[0, 1] >= 0.95
+
+
 def test_fast_score_cam_reports_its_group_passes_and_can_be_cancelled(demo):
     seen = []
     prepared = demo.prepare(_samples()[0])
     explain(demo, prepared, ["denseblock1", "denseblock3"], method="scorecam_fast",
             progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (128, 128) and seen == sorted(seen)  # 64 groups of 96 and of 168 channels
+    assert seen[-1] == (96, 96) and seen == sorted(seen)  # 48 groups of 96 and of 168 channels
     from model.errors import Cancelled
     with pytest.raises(Cancelled):
         explain(demo, prepared, method="scorecam_fast", cancelled=lambda: True)
