@@ -87,9 +87,9 @@ class Method:
 
 
 # Score-CAM (fast): masked forward passes per layer (one per channel group); see score_cam_fast_weights.
-# 48 groups: DenseNet-121's denseblock4 on matplotlib's photos agrees with Score-CAM as closely as with 64
-# (r 0.9987 and 0.9999) in 0.6-0.7 of the time; 32 left one more bundled sample's map empty on the demo.
-SCORE_CAM_FAST_GROUPS = 48
+# 64 groups (four batches of 16): 48 agree as closely on DenseNet-121 with matplotlib's photos in 0.6-0.7 of the
+# time, but on the demo model's heart sample r fell from 0.81 to 0.48 (docs/BENCHMARKS.md).
+SCORE_CAM_FAST_GROUPS = 64
 
 
 def _score_cam(*args, **kwargs) -> Tensor:

@@ -9,8 +9,9 @@ noise, stripes, checks), textures (noise at several scales, wood, marble,
 blotches), "dead leaves" scenes (blobs, shards and bands of flat, shaded or
 textured colour piled up like the objects of a photo), or crops of real
 pictures (matplotlib's bundled gift-box clip art, a hillshaded terrain model
-and an MRI slice; never ``grace_hopper.jpg``, which the evaluation renderer
-``bench/other_renderer.py`` keeps to itself), with clutter (lines,
+and an MRI slice, and scikit-learn's two sample photos; never matplotlib's
+``grace_hopper.jpg``, which the evaluation renderer ``bench/other_renderer.py``
+keeps to itself), with clutter (lines,
 scribbles, small blobs) that belongs to no class.  A single shape may run
 off the picture's edge (at least 60% of it stays visible), and some pictures
 get a colour cast, blur, noise or JPEG
@@ -30,6 +31,7 @@ import io
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -39,6 +41,8 @@ SUPERSAMPLE = 4  # shapes are drawn larger and shrunk, for smooth edges
 MIN_VISIBLE = 0.6  # share of a shape that stays inside the picture when it runs off the edge
 CUT_OFF_RATE = 0.2  # single-shape pictures whose shape runs off the edge
 EASY_SHARE = 0.25  # pictures drawn plainly (pattern background, solid shapes, nothing cut off)
+PHOTOS = ("china.jpg", "flower.jpg")  # scikit-learn's sample photos, used as backgrounds
+PICTURE_WEIGHTS = (0.15, 0.25, 0.15, 0.225, 0.225)  # gift box, terrain, MRI slice, the two photos
 
 
 @dataclass
@@ -212,7 +216,8 @@ def _texture(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _pictures() -> tuple[np.ndarray, ...]:
-    """Real pictures bundled with matplotlib, as RGB uint8 arrays (never ``grace_hopper.jpg``)."""
+    """Real pictures bundled with matplotlib (never ``grace_hopper.jpg``) and scikit-learn's two sample photos
+    (``china.jpg``, ``flower.jpg``; CC BY 2.0), as RGB uint8 arrays."""
     from matplotlib import cbook
     from matplotlib.colors import LightSource
 
@@ -224,13 +229,25 @@ def _pictures() -> tuple[np.ndarray, ...]:
     with cbook.get_sample_data("s1045.ima.gz") as f:
         mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(np.float32)
     mri = mri / mri.max() * 255
+    photos = []
+    for path in photo_paths():
+        with Image.open(path) as im:
+            photos.append(np.asarray(im.convert("RGB"), dtype=np.float32))
     return tuple(np.clip(p if p.ndim == 3 else np.repeat(p[..., None], 3, 2), 0, 255).astype(np.uint8)
-                 for p in (gift, terrain, mri))
+                 for p in (gift, terrain, mri, *photos))
+
+
+def photo_paths() -> list[Path]:
+    """scikit-learn's two sample photos, found beside its package (no import of ``sklearn.datasets``)."""
+    import sklearn
+
+    folder = Path(sklearn.__file__).parent / "datasets" / "images"
+    return [folder / name for name in PHOTOS]
 
 
 def _picture_crop(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     pics = _pictures()
-    pic = pics[int(rng.choice(len(pics), p=[0.25, 0.5, 0.25]))]
+    pic = pics[int(rng.choice(len(pics), p=PICTURE_WEIGHTS))]
     ph, pw = pic.shape[:2]
     side = max(8, int(rng.uniform(0.3, 1.0) * min(ph, pw)))
     x0, y0 = int(rng.integers(0, pw - side + 1)), int(rng.integers(0, ph - side + 1))
@@ -296,9 +313,9 @@ def _scene(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 def _background(rng: np.random.Generator, size: tuple[int, int], plain: bool = False) -> np.ndarray:
     w, h = size
     u = 0.0 if plain else rng.random()
-    if u < 0.2:
+    if u < 0.15:
         img = _plain_pattern(rng, w, h)
-    elif u < 0.45:
+    elif u < 0.35:
         img = _texture(rng, w, h)
     elif u < 0.7:
         img = _picture_crop(rng, w, h)
@@ -503,8 +520,6 @@ def two_shape_sample(seed: int, index: int, size: tuple[int, int] = (128, 128)) 
 
 def write_samples(folder: str, size: int = 256, seed: int = 2026) -> list[str]:
     """One picture per class plus two two-shape pictures, as PNGs named after their content."""
-    from pathlib import Path
-
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -106,6 +106,15 @@ def test_cli_classifies_a_bundled_sample(bundle, tmp_path):
     assert json.loads(run.stdout)[0]["predictions"][0]["label"] == "circle"
 
 
+def test_cli_trains_on_the_demo_shapes_with_their_photo_backgrounds(bundle, tmp_path):
+    out = tmp_path / "shapes.pth"
+    run = _run([bundle / "denselens-cli", "train", "--data", "shapes", "--out", out, "--epochs", "1",
+                "--steps-per-epoch", "3", "--batch-size", "16", "--val-size", "16", "--workers", "0", "--json"],
+               tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["checkpoint"] == str(out) and out.is_file()
+
+
 def test_cli_without_arguments_prints_its_help(bundle, tmp_path):
     run = _run([bundle / "denselens-cli"], tmp_path, timeout=60)
     assert run.returncode == 0, run.stderr

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from cli.main import main as cli
+from model.paths import assets_dir
 from tests.conftest import make_tiny, save_image
 
 
@@ -38,10 +40,15 @@ def test_unicode_image_and_class_names_are_kept(tmp_path, chinese_model, capsys)
 
 
 def test_same_stem_in_two_folders_keeps_both_files_even_with_overwrite(tmp_path, capsys):
-    a = save_image(tmp_path / "a" / "cat.png", color=(250, 10, 10))
-    b = save_image(tmp_path / "b" / "cat.png", color=(10, 10, 250))
+    # the bundled star and its mirror image under one name: one class, so the output names collide (and
+    # pictures the demo finds evidence in: an empty map writes no file)
+    a, b = tmp_path / "a" / "cat.png", tmp_path / "b" / "cat.png"
+    with Image.open(assets_dir() / "samples" / "star.png") as star:
+        for picture, path in ((star, a), (star.transpose(Image.Transpose.FLIP_LEFT_RIGHT), b)):
+            path.parent.mkdir()
+            picture.save(path)
     out = tmp_path / "out"
-    argv = [a, b, "--model", "demo", "--out", str(out), "--overwrite"]
+    argv = [str(a), str(b), "--model", "demo", "--out", str(out), "--overwrite"]
     first, second = _explain(capsys, *argv)
     written = [Path(p) for r in (first, second) for e in r["explanations"] for ps in e["files"].values() for p in ps]
     assert len(written) == 4 and len(set(written)) == 4 and all(p.is_file() for p in written)
