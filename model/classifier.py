@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from model import preprocess as pp
+from model.allocator import retain_freed_memory
 from model.checkpoints import Checkpoint, build_model, read_checkpoint
 from model.densenet import DenseNet
 from model.devices import device_name, is_out_of_memory, resolve_device
@@ -68,6 +69,7 @@ class DenseNetClassifier:
                  source: str = "", preprocessing: Preprocessing = IMAGENET_PREPROCESSING, spec: str = "",
                  unfamiliar_threshold: float | None = None) -> None:
         self.warnings: list[str] = []
+        retain_freed_memory()
         dev, warning = resolve_device(str(device))
         if warning:
             self.warnings.append(warning)

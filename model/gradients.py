@@ -336,9 +336,11 @@ def _block_backward(block: _DenseBlock, grad: Tensor, saved: tuple[Tensor | None
     if keep:
         output_grad = _nchw(total)
         total = total.clone()
+    widest = layers[-1].conv1.in_channels
+    products = total.new_empty(rows * height * width * widest)  # one scratch for every layer's 1x1 product
     if features is not None:  # one scratch for the clamps' masks, recomputed from the block's features
         features = _nhwc(features)
-        scratch = features.new_empty(features.shape[0] * height * width * layers[-1].conv1.in_channels)
+        scratch = features.new_empty(features.shape[0] * height * width * widest)
     for i in range(len(layers) - 1, -1, -1):
         h1, h2 = kept[i]
         w2, w1 = tr.layers[layers[i]]
@@ -346,7 +348,8 @@ def _block_backward(block: _DenseBlock, grad: Tensor, saved: tuple[Tensor | None
         new = _nchw(total[..., cin:cin + k]).contiguous(memory_format=torch.channels_last)
         g2 = _nhwc(F.conv2d(new, w2, padding=1))
         g2 = _threshold_into(g2, _nhwc(_rows(h2, index)))
-        g1 = (g2.reshape(-1, g2.shape[-1]) @ w1).view(rows, height, width, cin)
+        g1 = torch.mm(g2.reshape(-1, g2.shape[-1]), w1,
+                      out=products[:rows * height * width * cin].view(-1, cin)).view(rows, height, width, cin)
         if h1 is None:
             mask = layers[i].norm1.margin_rows(features[..., :cin],
                                                out=scratch[:features[..., :cin].numel()].view(-1, height, width, cin))
