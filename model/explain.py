@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from model import gradients
 from model.cam import Method, combine, get_method, gradient_cam
+from model.fused_layers import one_product_per_batch
 from model.preprocess import Geometry
 
 if TYPE_CHECKING:
@@ -282,7 +283,7 @@ class ImageAnalysis:
 
         def forward(batch: torch.Tensor) -> torch.Tensor:
             reduced = torch.autocast(self.clf.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-            with torch.inference_mode(), reduced:
+            with torch.inference_mode(), reduced, one_product_per_batch():
                 return self.clf.model(batch.contiguous(memory_format=torch.channels_last)).float()
 
         for name in layers:

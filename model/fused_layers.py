@@ -20,11 +20,32 @@ bit for bit.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 CONVOLUTION_PIXELS = 1024  # a map of more pixels runs its 1x1 convolutions as oneDNN convolutions
+
+_ONE_PRODUCT = contextvars.ContextVar("one_product_per_batch", default=False)
+
+
+@contextlib.contextmanager
+def one_product_per_batch() -> Iterator[None]:
+    """Within (this thread): a batch's 1x1 convolutions on small maps are one matrix product over all its rows.
+
+    Faster for the batches of masked pictures Score-CAM scores (0.73 of the time of Score-CAM (fast) on
+    DenseNet-121), but a picture's numbers then depend on its batch (the product sums in another order),
+    which only passes whose pictures are never compared with a single pass may accept.
+    """
+    token = _ONE_PRODUCT.set(True)
+    try:
+        yield
+    finally:
+        _ONE_PRODUCT.reset(token)
 
 
 class ClampFunction(torch.autograd.Function):
@@ -123,8 +144,9 @@ class Pointwise(nn.Module):
     (as fast for one picture, faster for a batch).  A batch of small maps runs one product per picture, so
     that a picture gets the very numbers it gets alone (a product over the whole batch, or the convolution
     for a batch and the product alone, sum in other orders: on some CPUs a batched map then differed from
-    the single one by 5e-5 of its range).  The kernel depends on the shape only, so a block computed with
-    or without concatenation gives the same numbers.
+    the single one by 5e-5 of its range); within ``one_product_per_batch`` it runs one product for the batch.
+    The kernel depends on the shape only, so a block computed with or without concatenation gives the same
+    numbers.
     """
 
     kernel_size, stride, padding, dilation, groups = (1, 1), (1, 1), (0, 0), (1, 1), 1
@@ -146,8 +168,8 @@ class Pointwise(nn.Module):
         if h * w > CONVOLUTION_PIXELS:  # large maps: oneDNN's convolution, for one picture as for a batch
             return F.conv2d(x, self.weight, self.bias)
         rows = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view of a channels_last map
-        if n == 1:
-            out = torch.addmm(self.bias, rows[0], self.matrix)
+        if n == 1 or _ONE_PRODUCT.get():
+            out = torch.addmm(self.bias, rows.reshape(n * h * w, c), self.matrix)
         else:  # picture by picture: each one's numbers are those it gets alone (one product's rounding)
             out = torch.stack([torch.addmm(self.bias, rows[i], self.matrix) for i in range(n)])
         return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from model.cam import METHODS, channel_groups, get_method, gradient_cam
 from model.classifier import DenseNetClassifier
 from model.densenet import densenet121
 from model.explain import ImageAnalysis, explain, explain_batch
+from model.fused_layers import one_product_per_batch
 from model.paths import assets_dir, demo_model_path
 from model.zoo import Preprocessing
 from tests.conftest import make_tiny
@@ -248,6 +250,43 @@ def test_fast_score_cam_reports_its_group_passes_and_can_be_cancelled(demo):
     from model.errors import Cancelled
     with pytest.raises(Cancelled):
         explain(demo, prepared, method="scorecam_fast", cancelled=lambda: True)
+
+
+def _addmm_rows(monkeypatch) -> list[int]:
+    """The row count of every ``torch.addmm`` call from now on."""
+    rows, addmm = [], torch.addmm
+
+    def counting(bias, matrix, weight, **kw):
+        rows.append(matrix.shape[0])
+        return addmm(bias, matrix, weight, **kw)
+
+    monkeypatch.setattr(torch, "addmm", counting)
+    return rows
+
+
+def test_score_cam_scores_each_batch_of_masked_pictures_with_one_product_per_layer(densenet, monkeypatch):
+    pointwise = densenet.model.features.denseblock4.denselayer1.conv1
+    batch = torch.randn(3, pointwise.in_channels, 7, 7).contiguous(memory_format=torch.channels_last)
+    rows = _addmm_rows(monkeypatch)
+    with torch.inference_mode():
+        apart = pointwise(batch)
+        assert rows == [49, 49, 49]  # picture by picture: each gets the numbers it gets alone
+        with one_product_per_batch():
+            together = pointwise(batch)
+            assert rows[3:] == [3 * 49]
+            worker = threading.Thread(target=pointwise, args=(batch,))  # the setting is this thread's only
+            worker.start()
+            worker.join()
+        pointwise(batch)
+    assert rows[4:] == [49] * 6 and torch.allclose(apart, together, atol=1e-5)
+    rows.clear()
+    analysis = ImageAnalysis(densenet, densenet.prepare(Image.effect_noise((64, 64), 20).convert("RGB")),
+                             ["denseblock4"])
+    rows.clear()
+    analysis.explain(["denseblock4"], ["top1"], "scorecam_fast")  # 64 groups: 4 batches of 16 masked pictures
+    # block 4's 16 layers and transition 3's pooled convolution at 7x7: one product of 16 pictures per layer
+    # and batch, none of one picture
+    assert rows.count(16 * 49) == 4 * (16 + 1) and 49 not in rows
 
 
 def test_channel_groups_gather_alike_channels_deterministically():
