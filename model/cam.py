@@ -87,9 +87,10 @@ class Method:
 
 
 # Score-CAM (fast): masked forward passes per layer (one per channel group); see score_cam_fast_weights.
-# 64 groups (four batches of 16): 48 agree as closely on DenseNet-121 with matplotlib's photos in 0.6-0.7 of the
-# time, but on the demo model's heart sample r fell from 0.81 to 0.48 (docs/BENCHMARKS.md).
-SCORE_CAM_FAST_GROUPS = 64
+# 96 groups (six batches of 16): on DenseNet-121 with matplotlib's photos 48 agree as closely, but a trained
+# network spreads its evidence wider: on the demo model's samples the lowest r is 0.48 with 48 groups, 0.81
+# with 64 and 0.98 with 96 (docs/BENCHMARKS.md), at 1.3x the time of 64.
+SCORE_CAM_FAST_GROUPS = 96
 
 
 def _score_cam(*args, **kwargs) -> Tensor:
