@@ -5,7 +5,8 @@
                                         [--other 1000] [--other-pointing 500]
 
 Prints a Markdown table (the one in docs/QUALITY.md): the model's own generator (model/shapes.py), then
-the same classes drawn by an independent renderer over photos (bench/other_renderer.py). The test suite runs a
+the same classes drawn by an independent renderer over photos (bench/other_renderer.py), its accuracy also
+by the kind of background under the shape. The test suite runs a
 subset of the same measures (tests/model/test_demo_model.py).
 """
 
@@ -16,16 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.other_renderer import other_sample  # noqa: E402
+from bench.other_renderer import background_kind, other_sample  # noqa: E402
 from model.cam import METHODS  # noqa: E402
 from model.classifier import DenseNetClassifier  # noqa: E402
 from model.evaluation import (  # noqa: E402
     EVAL_SEED,
     EVAL_SIZE,
     accuracy,
-    accuracy_on,
     deletion_vs_random,
     pointing_game,
     pointing_on,
@@ -61,8 +63,15 @@ def main() -> None:
         return other_sample(EVAL_SEED, i, EVAL_SIZE)
 
     if args.other:
-        other_acc = accuracy_on(clf, other, args.other)
-        print(f"| accuracy, {args.other} pictures of the other renderer | {other_acc * 100:.1f}% |")
+        right: dict[str, list[bool]] = {}
+        for i in range(args.other):
+            image, label, _ = other(i)
+            right.setdefault(background_kind(EVAL_SEED, i), []).append(clf.predict(image, topk=1)[0].index == label)
+        every = [r for kind in right.values() for r in kind]
+        by_kind = ", ".join(f"{kind} {np.mean(r) * 100:.1f}% of {len(r)}"
+                            for kind, r in sorted(right.items(), key=lambda item: -len(item[1])))
+        print(f"| accuracy, {args.other} pictures of the other renderer | {np.mean(every) * 100:.1f}% "
+              f"(by background: {by_kind}) |")
     if args.other_pointing:
         r = pointing_on(clf, other, args.other_pointing, deepest)
         empty = f", {r.empty} empty" if r.empty else ""

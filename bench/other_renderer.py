@@ -198,19 +198,29 @@ def _paper(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return base + grain
 
 
+BACKGROUNDS = (  # (the uniform draw below which this kind is drawn, its name, its renderer)
+    (0.6, "photo", _photo_background),
+    (0.75, "noise", _spectral_noise),
+    (0.85, "Voronoi", _voronoi),
+    (0.93, "rings", _rings),
+    (1.0, "paper", _paper),
+)
+
+
+def _background_kind(u: float) -> tuple:
+    return next(kind for kind in BACKGROUNDS if u < kind[0])
+
+
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    u = rng.random()
-    if u < 0.6:
-        img = _photo_background(rng, w, h)
-    elif u < 0.75:
-        img = _spectral_noise(rng, w, h)
-    elif u < 0.85:
-        img = _voronoi(rng, w, h)
-    elif u < 0.93:
-        img = _rings(rng, w, h)
-    else:
-        img = _paper(rng, w, h)
-    return np.clip(img, 0, 255).astype(np.float32)
+    _, _, render = _background_kind(rng.random())
+    return np.clip(render(rng, w, h), 0, 255).astype(np.float32)
+
+
+def background_kind(seed: int, index: int) -> str:
+    """The kind of background under picture ``index`` of stream ``seed`` (drawn right after the class)."""
+    rng = np.random.default_rng([seed, index, 0x0DD])
+    rng.integers(0, len(CLASSES))
+    return _background_kind(rng.random())[1]
 
 
 # ---- clutter, fills, finishing ----------------------------------------------------------------------------
