@@ -86,6 +86,7 @@ class ClampedBN(nn.Module):
             self.register_buffer("neg_sign_t", (-sign * torch.where(zero, 0.0, t)).to(dtype).view(shape))
             self.register_buffer("scale", s.to(dtype))
             self.register_buffer("shift", torch.where(zero, b.clamp_min(0), b).to(dtype))
+            self.increasing = bool((s > 0).all())  # every channel passes gradients where x > t
 
     def forward(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled() and x.requires_grad:

@@ -15,7 +15,8 @@ applied to the classifier's row ``W_c``, and this module applies it by hand:
   values, so the numbers are those of the concatenating path autograd runs,
   and the clamp's margin ``sign(s) (c - t)`` gives the mask (in a dense block
   ``sign(s) (x - t)`` of the block's features ``x``, the same mask: the
-  clamps themselves are not kept).
+  clamps themselves are not kept; where every scale is positive, simply
+  ``x > t`` as 0/1, multiplied and accumulated in one pass).
 * Closed form at the head: below ``norm5`` there is only global average
   pooling and the linear classifier, so ``d logit_c / d norm5 = W_c / (h w)`` at
   every position; through ``norm5``'s ReLU and BN it is that times the BN scale
@@ -351,8 +352,12 @@ def _block_backward(block: _DenseBlock, grad: Tensor, saved: tuple[Tensor | None
         g1 = torch.mm(g2.reshape(-1, g2.shape[-1]), w1,
                       out=products[:rows * height * width * cin].view(-1, cin)).view(rows, height, width, cin)
         if h1 is None:
-            mask = layers[i].norm1.margin_rows(features[..., :cin],
-                                               out=scratch[:features[..., :cin].numel()].view(-1, height, width, cin))
+            norm, inputs = layers[i].norm1, features[..., :cin]
+            out = scratch[:inputs.numel()].view(-1, height, width, cin)
+            if norm.increasing:  # a 0/1 mask, x > t, multiplied and accumulated in one pass
+                total[..., :cin].addcmul_(g1, _rows(torch.gt(inputs, norm.t.view(-1), out=out), index))
+                continue
+            mask = norm.margin_rows(inputs, out=out)
         else:
             mask = _nhwc(h1)
         total[..., :cin] += _threshold_into(g1, _rows(mask, index))
