@@ -18,6 +18,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from matplotlib import cbook
 from PIL import Image
 
@@ -26,7 +27,7 @@ from model.cam import METHODS, channel_groups, get_method, gradient_cam
 from model.classifier import DenseNetClassifier
 from model.densenet import densenet121
 from model.explain import ImageAnalysis, explain, explain_batch
-from model.fused_layers import one_product_per_batch
+from model.fused_layers import Pointwise, one_product_per_batch
 from model.paths import assets_dir, demo_model_path
 from model.zoo import Preprocessing
 from tests.conftest import make_tiny
@@ -252,33 +253,49 @@ def test_fast_score_cam_reports_its_group_passes_and_can_be_cancelled(demo):
         explain(demo, prepared, method="scorecam_fast", cancelled=lambda: True)
 
 
-def _addmm_rows(monkeypatch) -> list[int]:
-    """The row count of every ``torch.addmm`` call from now on."""
-    rows, addmm = [], torch.addmm
+def _products(monkeypatch) -> list[tuple]:
+    """``("addmm", rows)`` or ``("baddbmm", pictures, rows)`` for every product started from now on."""
+    calls, addmm, baddbmm = [], torch.addmm, torch.baddbmm
 
-    def counting(bias, matrix, weight, **kw):
-        rows.append(matrix.shape[0])
+    def counting_addmm(bias, matrix, weight, **kw):
+        calls.append(("addmm", matrix.shape[0]))
         return addmm(bias, matrix, weight, **kw)
 
-    monkeypatch.setattr(torch, "addmm", counting)
-    return rows
+    def counting_baddbmm(bias, batch, weight, **kw):
+        calls.append(("baddbmm", *batch.shape[:2]))
+        return baddbmm(bias, batch, weight, **kw)
+
+    monkeypatch.setattr(torch, "addmm", counting_addmm)
+    monkeypatch.setattr(torch, "baddbmm", counting_baddbmm)
+    return calls
+
+
+def test_a_picture_gets_the_same_numbers_alone_and_in_any_batch():
+    # 992 inputs: one product that long, MKL splits among threads (then a batched picture got other numbers)
+    torch.manual_seed(0)
+    pointwise = Pointwise(torch.randn(128, 992, 1, 1), torch.randn(128))
+    pictures = torch.randn(5, 992, 7, 7).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        alone = torch.cat([pointwise(pictures[i:i + 1]) for i in range(5)])
+        assert torch.equal(pointwise(pictures), alone) and torch.equal(pointwise(pictures[1:3]), alone[1:3])
+        assert torch.allclose(alone, F.conv2d(pictures, pointwise.weight, pointwise.bias), rtol=1e-4, atol=1e-4)
 
 
 def test_score_cam_scores_each_batch_of_masked_pictures_with_one_product_per_layer(densenet, monkeypatch):
     pointwise = densenet.model.features.denseblock4.denselayer1.conv1
     batch = torch.randn(3, pointwise.in_channels, 7, 7).contiguous(memory_format=torch.channels_last)
-    rows = _addmm_rows(monkeypatch)
+    rows = _products(monkeypatch)
     with torch.inference_mode():
         apart = pointwise(batch)
-        assert rows == [49, 49, 49]  # picture by picture: each gets the numbers it gets alone
+        assert rows == [("baddbmm", 3, 49)]  # picture by picture: each gets the numbers it gets alone
         with one_product_per_batch():
             together = pointwise(batch)
-            assert rows[3:] == [3 * 49]
+            assert rows[1:] == [("addmm", 3 * 49)]
             worker = threading.Thread(target=pointwise, args=(batch,))  # the setting is this thread's only
             worker.start()
             worker.join()
         pointwise(batch)
-    assert rows[4:] == [49] * 6 and torch.allclose(apart, together, atol=1e-5)
+    assert rows[2:] == [("baddbmm", 3, 49)] * 2 and torch.allclose(apart, together, atol=1e-5)
     rows.clear()
     analysis = ImageAnalysis(densenet, densenet.prepare(Image.effect_noise((64, 64), 20).convert("RGB")),
                              ["denseblock4"])
@@ -286,7 +303,8 @@ def test_score_cam_scores_each_batch_of_masked_pictures_with_one_product_per_lay
     analysis.explain(["denseblock4"], ["top1"], "scorecam_fast")  # 96 groups: 6 batches of 16 masked pictures
     # block 4's 16 layers and transition 3's pooled convolution at 7x7: one product of 16 pictures per layer
     # and batch, none of one picture
-    assert rows.count(16 * 49) == 6 * (16 + 1) and 49 not in rows
+    assert rows.count(("addmm", 16 * 49)) == 6 * (16 + 1)
+    assert ("addmm", 49) not in rows and not [r for r in rows if r[0] == "baddbmm"]
 
 
 def test_channel_groups_gather_alike_channels_deterministically():
