@@ -228,7 +228,7 @@ def main() -> None:
     if "scorecam" not in skip:
         score_cam_section(clf, demo, args.fast_runs)
     if "batch" not in skip:
-        batch_section(clf, args.batch_pictures, max(3, args.runs // 2))
+        batch_section(clf, args.batch_pictures, args.runs)
     if "predict" not in skip:
         predict_section(clf, tv, args.runs)
         print(f"  first call in this process (no warm-up): ours {cold['ours'] * 1e3:.0f} ms, torchvision "
