@@ -41,6 +41,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -214,18 +215,13 @@ class _Transposed:
     def __init__(self, model: DenseNet) -> None:
         f = model.features
         self.head = _bn_scale(f.norm5)
-        self.layers: dict[nn.Module, tuple[Tensor, Tensor]] = {}
+        self.blocks: dict[nn.Module, list[_Step]] = {}  # per dense block, its layers' steps, first to last
         self.transitions: dict[nn.Module, Tensor] = {}
         self.quartered: dict[nn.Module, Tensor] = {}  # the weight with a 2x2 pooling's 1/4 folded in
         with torch.inference_mode():
             for module in f.modules():
-                if isinstance(module, _DenseLayer):
-                    w2 = module.conv2.weight.transpose(0, 1).flip(2, 3)
-                    w1 = _input_scale(module.conv1.weight[:, :, 0, 0], module.norm1)
-                    s2 = _bn_scale(module.norm2)
-                    if s2 is not None:
-                        w1 = w1 * s2[:, None]
-                    self.layers[module] = (w2.contiguous(memory_format=torch.channels_last), w1.contiguous())
+                if isinstance(module, _DenseBlock):
+                    self.blocks[module] = [_step(layer) for layer in module.values()]
                 elif isinstance(module, _Transition):
                     weight = _input_scale(module.conv.weight[:, :, 0, 0], module.norm)
                     self.transitions[module] = weight.contiguous()
@@ -233,6 +229,28 @@ class _Transposed:
                     if (_pair(pool.kernel_size) == [2, 2] and _pair(pool.stride or 2) == [2, 2]
                             and _pair(pool.padding) == [0, 0] and not pool.ceil_mode and pool.divisor_override is None):
                         self.quartered[module] = (weight * 0.25).contiguous()
+
+
+class _Step(NamedTuple):
+    """One dense layer's transpose: its 3x3 and 1x1 weights transposed, its input width, its clamp's mask."""
+
+    w2: Tensor  # the 3x3 convolution's weight, transposed and flipped (channels_last)
+    w1: Tensor  # the 1x1 convolution's (out, in) weight with the BNs around it folded in
+    inputs: int
+    clamp: ClampedBN | None  # a fused layer's clamp (its mask comes from the block's features)
+    threshold: Tensor | None  # the clamp's thresholds ``t`` where every scale is positive (mask ``x > t``)
+
+
+def _step(layer: _DenseLayer) -> _Step:
+    w2 = layer.conv2.weight.transpose(0, 1).flip(2, 3)
+    w1 = _input_scale(layer.conv1.weight[:, :, 0, 0], layer.norm1)
+    s2 = _bn_scale(layer.norm2)
+    if s2 is not None:
+        w1 = w1 * s2[:, None]
+    clamp = layer.norm1 if isinstance(layer.norm1, ClampedBN) else None
+    threshold = clamp.t.view(-1) if clamp is not None and clamp.increasing else None
+    return _Step(w2.contiguous(memory_format=torch.channels_last), w1.contiguous(), layer.conv1.in_channels, clamp,
+                 threshold)
 
 
 def _weights_key(model: DenseNet) -> tuple:
@@ -328,36 +346,33 @@ def tap_gradients(model: DenseNet, rec: Recording, layers: Sequence[str], classe
 def _block_backward(block: _DenseBlock, grad: Tensor, saved: tuple[Tensor | None, list], tr: _Transposed,
                     index: Tensor | None, keep: bool):
     """Gradient at the block's input from the gradient at its output ``(R, H, W, C_out)``."""
-    layers = list(block.values())
+    steps = tr.blocks[block]
     features, kept = saved
     rows, height, width, _ = grad.shape
-    k = layers[0].conv2.out_channels
-    c0 = layers[0].conv1.in_channels
+    pixels = rows * height * width
+    c0, widest = steps[0].inputs, steps[-1].inputs
+    k = steps[1].inputs - c0 if len(steps) > 1 else grad.shape[-1] - c0
     total = grad.contiguous()
     if keep:
         output_grad = _nchw(total)
         total = total.clone()
-    widest = layers[-1].conv1.in_channels
-    products = total.new_empty(rows * height * width * widest)  # one scratch for every layer's 1x1 product
+    products = total.new_empty(pixels * widest)  # one scratch for every layer's 1x1 product
     if features is not None:  # one scratch for the clamps' masks, recomputed from the block's features
         features = _nhwc(features)
         scratch = features.new_empty(features.shape[0] * height * width * widest)
-    for i in range(len(layers) - 1, -1, -1):
-        h1, h2 = kept[i]
-        w2, w1 = tr.layers[layers[i]]
-        cin = c0 + i * k
+    for step, (h1, h2) in zip(reversed(steps), reversed(kept)):
+        cin = step.inputs
         new = _nchw(total[..., cin:cin + k]).contiguous(memory_format=torch.channels_last)
-        g2 = _nhwc(F.conv2d(new, w2, padding=1))
-        g2 = _threshold_into(g2, _nhwc(_rows(h2, index)))
-        g1 = torch.mm(g2.reshape(-1, g2.shape[-1]), w1,
-                      out=products[:rows * height * width * cin].view(-1, cin)).view(rows, height, width, cin)
+        g2 = _threshold_into(_nhwc(F.conv2d(new, step.w2, padding=1)), _nhwc(_rows(h2, index)))
+        g1 = torch.mm(g2.view(pixels, -1), step.w1, out=products[:pixels * cin].view(pixels, cin))
+        g1 = g1.view(rows, height, width, cin)
         if h1 is None:
-            norm, inputs = layers[i].norm1, features[..., :cin]
+            inputs = features[..., :cin]
             out = scratch[:inputs.numel()].view(-1, height, width, cin)
-            if norm.increasing:  # a 0/1 mask, x > t, multiplied and accumulated in one pass
-                total[..., :cin].addcmul_(g1, _rows(torch.gt(inputs, norm.t.view(-1), out=out), index))
+            if step.threshold is not None:  # a 0/1 mask, x > t, multiplied and accumulated in one pass
+                total[..., :cin].addcmul_(g1, _rows(torch.gt(inputs, step.threshold, out=out), index))
                 continue
-            mask = norm.margin_rows(inputs, out=out)
+            mask = step.clamp.margin_rows(inputs, out=out)
         else:
             mask = _nhwc(h1)
         total[..., :cin] += _threshold_into(g1, _rows(mask, index))
