@@ -184,22 +184,50 @@ class Pointwise(nn.Module):
         return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
 
     def _products(self, rows: Tensor) -> Tensor:
-        """``bias + rows[i] @ matrix`` for each picture ``i`` of ``(N, h w, in)``, ``DEPTH`` inputs at a time.
+        """``bias + rows[i] @ matrix`` for each picture ``i`` of ``(N, h w, in)``: the numbers it gets alone."""
+        if rows.shape[0] > 1 and _batched_products_match(rows.shape, self.matrix):
+            return _chunked_products(self.bias, rows, self.matrix)
+        return torch.cat([_chunked_products(self.bias, picture[None], self.matrix) for picture in rows])
 
-        One picture: matrix products accumulated chunk by chunk; a batch: batched products (MKL's batch
-        GEMM, one picture per thread), chunk by chunk.  The chunks keep every product short enough that
-        MKL never splits its sum among threads (it does from about 800 inputs on two threads, and then
-        a picture's numbers would depend on the thread count and on its batch): a picture gets the same
-        numbers alone or in any batch (tested with ``torch.equal``).
-        """
-        n, _, c = rows.shape
-        if n == 1:
-            out = torch.addmm(self.bias, rows[0, :, :DEPTH], self.matrix[:DEPTH])
-            for start in range(DEPTH, c, DEPTH):
-                out.addmm_(rows[0, :, start:start + DEPTH], self.matrix[start:start + DEPTH])
-            return out[None]
-        matrix = self.matrix.expand(n, -1, -1)
-        out = torch.baddbmm(self.bias, rows[..., :DEPTH], matrix[:, :DEPTH])
+
+def _chunked_products(bias: Tensor, rows: Tensor, matrix: Tensor) -> Tensor:
+    """``bias + rows[i] @ matrix`` for ``(N, m, in)`` rows, summed ``DEPTH`` inputs at a time.
+
+    One picture: matrix products accumulated chunk by chunk; a batch: batched products (MKL's batch GEMM,
+    one picture per thread), chunk by chunk.  The chunks keep every product short enough that MKL does not
+    split its sum among threads (on this machine's CPU it does from about 800 inputs on two threads, and
+    then a picture's numbers depend on the thread count and on its batch).
+    """
+    n, _, c = rows.shape
+    if n == 1:
+        out = torch.addmm(bias, rows[0, :, :DEPTH], matrix[:DEPTH])
         for start in range(DEPTH, c, DEPTH):
-            out.baddbmm_(rows[..., start:start + DEPTH], matrix[:, start:start + DEPTH])
-        return out
+            out.addmm_(rows[0, :, start:start + DEPTH], matrix[start:start + DEPTH])
+        return out[None]
+    batched = matrix.expand(n, -1, -1)
+    out = torch.baddbmm(bias, rows[..., :DEPTH], batched[:, :DEPTH])
+    for start in range(DEPTH, c, DEPTH):
+        out.baddbmm_(rows[..., start:start + DEPTH], batched[:, start:start + DEPTH])
+    return out
+
+
+_MATCHES: dict[tuple, bool] = {}
+
+
+def _batched_products_match(shape: torch.Size, matrix: Tensor) -> bool:
+    """Whether batched products give each picture of a batch of ``shape`` the very numbers of its own.
+
+    Checked once per shape, thread count and device on random numbers (the order of a sum depends on the
+    shapes and the threads, not on the values): on a CPU whose BLAS sums a batch in another order, batches
+    run picture by picture, slower but with each picture's own numbers.
+    """
+    key = (tuple(shape), tuple(matrix.shape), matrix.dtype, matrix.device, torch.get_num_threads())
+    found = _MATCHES.get(key)
+    if found is None:
+        generator = torch.Generator().manual_seed(0)
+        rows = torch.rand(tuple(shape), generator=generator).to(matrix)
+        weights = torch.rand(tuple(matrix.shape), generator=generator).to(matrix)
+        bias = torch.rand(matrix.shape[1], generator=generator).to(matrix)
+        alone = torch.cat([_chunked_products(bias, picture[None], weights) for picture in rows])
+        found = _MATCHES[key] = torch.equal(_chunked_products(bias, rows, weights), alone)
+    return found

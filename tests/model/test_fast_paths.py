@@ -270,32 +270,59 @@ def _products(monkeypatch) -> list[tuple]:
     return calls
 
 
-def test_a_picture_gets_the_same_numbers_alone_and_in_any_batch():
-    # 992 inputs: one product that long, MKL splits among threads (then a batched picture got other numbers)
+@pytest.mark.parametrize("batched_products_match", [True, False])
+def test_a_picture_gets_the_same_numbers_alone_and_in_any_batch(batched_products_match, monkeypatch):
+    # 992 inputs: one product that long, MKL splits among threads (then a batched picture got other numbers).
+    # Where batched products would sum in another order than a picture's own, a batch runs picture by picture.
+    import model.fused_layers as fused
+
     torch.manual_seed(0)
     pointwise = Pointwise(torch.randn(128, 992, 1, 1), torch.randn(128))
     pictures = torch.randn(5, 992, 7, 7).contiguous(memory_format=torch.channels_last)
+    if not batched_products_match:
+        monkeypatch.setattr(fused, "_batched_products_match", lambda *_: False)
+    rows = _products(monkeypatch)
     with torch.inference_mode():
         alone = torch.cat([pointwise(pictures[i:i + 1]) for i in range(5)])
         assert torch.equal(pointwise(pictures), alone) and torch.equal(pointwise(pictures[1:3]), alone[1:3])
         assert torch.allclose(alone, F.conv2d(pictures, pointwise.weight, pointwise.bias), rtol=1e-4, atol=1e-4)
+    assert any(r[0] == "baddbmm" for r in rows) == (batched_products_match and fused._batched_products_match(
+        torch.Size([5, 49, 992]), pointwise.matrix))
+
+
+def test_batched_products_are_checked_once_per_shape(monkeypatch):
+    import model.fused_layers as fused
+
+    monkeypatch.setattr(fused, "_MATCHES", {})
+    matrix = torch.randn(600, 64)
+    with torch.inference_mode():
+        found = fused._batched_products_match(torch.Size([4, 49, 600]), matrix)
+        assert fused._MATCHES and isinstance(found, bool)
+        rows = _products(monkeypatch)
+        assert fused._batched_products_match(torch.Size([4, 49, 600]), matrix) is found and rows == []
 
 
 def test_score_cam_scores_each_batch_of_masked_pictures_with_one_product_per_layer(densenet, monkeypatch):
     pointwise = densenet.model.features.denseblock4.denselayer1.conv1
     batch = torch.randn(3, pointwise.in_channels, 7, 7).contiguous(memory_format=torch.channels_last)
+    import model.fused_layers as fused
+
+    with torch.inference_mode():
+        pointwise(batch)  # checks once whether batched products give each picture its own numbers here
+    batched = fused._batched_products_match(torch.Size([3, 49, pointwise.in_channels]), pointwise.matrix)
+    per_picture = [("baddbmm", 3, 49)] if batched else [("addmm", 49)] * 3
     rows = _products(monkeypatch)
     with torch.inference_mode():
         apart = pointwise(batch)
-        assert rows == [("baddbmm", 3, 49)]  # picture by picture: each gets the numbers it gets alone
+        assert rows == per_picture  # each picture gets the numbers it gets alone
         with one_product_per_batch():
             together = pointwise(batch)
-            assert rows[1:] == [("addmm", 3 * 49)]
+            assert rows[len(per_picture):] == [("addmm", 3 * 49)]
             worker = threading.Thread(target=pointwise, args=(batch,))  # the setting is this thread's only
             worker.start()
             worker.join()
         pointwise(batch)
-    assert rows[2:] == [("baddbmm", 3, 49)] * 2 and torch.allclose(apart, together, atol=1e-5)
+    assert rows[len(per_picture) + 1:] == per_picture * 2 and torch.allclose(apart, together, atol=1e-5)
     rows.clear()
     analysis = ImageAnalysis(densenet, densenet.prepare(Image.effect_noise((64, 64), 20).convert("RGB")),
                              ["denseblock4"])
