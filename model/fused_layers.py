@@ -177,6 +177,7 @@ class Pointwise(nn.Module):
         if h * w > CONVOLUTION_PIXELS:  # large maps: oneDNN's convolution, for one picture as for a batch
             return F.conv2d(x, self.weight, self.bias)
         rows = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view of a channels_last map
+        # under autocast (reduced precision rounds its own way) the chunks' in-place sums would mix dtypes
         if _ONE_PRODUCT.get() or torch.is_autocast_enabled(x.device.type):
             out = torch.addmm(self.bias, rows.reshape(n * h * w, c), self.matrix)
         else:
@@ -185,7 +186,7 @@ class Pointwise(nn.Module):
 
     def _products(self, rows: Tensor) -> Tensor:
         """``bias + rows[i] @ matrix`` for each picture ``i`` of ``(N, h w, in)``: the numbers it gets alone."""
-        if rows.shape[0] > 1 and _batched_products_match(rows.shape, self.matrix):
+        if rows.shape[0] == 1 or _batched_products_match(rows.shape, self.matrix):
             return _chunked_products(self.bias, rows, self.matrix)
         return torch.cat([_chunked_products(self.bias, picture[None], self.matrix) for picture in rows])
 

@@ -351,7 +351,7 @@ def _block_backward(block: _DenseBlock, grad: Tensor, saved: tuple[Tensor | None
     rows, height, width, _ = grad.shape
     pixels = rows * height * width
     c0, widest = steps[0].inputs, steps[-1].inputs
-    k = steps[1].inputs - c0 if len(steps) > 1 else grad.shape[-1] - c0
+    k = grad.shape[-1] - widest  # the growth rate: the last layer's new channels
     total = grad.contiguous()
     if keep:
         output_grad = _nchw(total)

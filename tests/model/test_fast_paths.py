@@ -323,7 +323,6 @@ def test_score_cam_scores_each_batch_of_masked_pictures_with_one_product_per_lay
             worker.join()
         pointwise(batch)
     assert rows[len(per_picture) + 1:] == per_picture * 2 and torch.allclose(apart, together, atol=1e-5)
-    rows.clear()
     analysis = ImageAnalysis(densenet, densenet.prepare(Image.effect_noise((64, 64), 20).convert("RGB")),
                              ["denseblock4"])
     rows.clear()
