@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import copy
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -81,6 +82,7 @@ class DenseNetClassifier:
         self.unfamiliar_threshold = unfamiliar_threshold
         self.model = model.fused_for_inference()  # a copy: the caller's network is never changed
         self._plan: Plan | None = None
+        self._reduced: tuple[DenseNet, torch.dtype, DenseNet] | None = None
         self.device = torch.device("cpu")
         self._move_to(dev)
 
@@ -141,6 +143,7 @@ class DenseNetClassifier:
         self.model.to(device=device, memory_format=torch.channels_last)
         self.device = device
         self._plan = None
+        self._reduced = None
 
     @property
     def gradient_plan(self) -> Plan:
@@ -148,6 +151,22 @@ class DenseNetClassifier:
         if self._plan is None or self._plan.model is not self.model:
             self._plan = Plan(self.model)
         return self._plan
+
+    def reduced_precision_model(self, dtype: torch.dtype) -> DenseNet:
+        """A copy of the network with its parameters in ``dtype`` (bfloat16 for Score-CAM (fast)), made once
+        per network, device and dtype.
+
+        On bfloat16 inputs it gives the numbers the network gives under autocast to ``dtype`` (every
+        convolution, product and pooling runs in ``dtype`` there too; a BN keeps its float32 statistics
+        there, and here), without casting each weight again on every call: 1.1x as fast for a batch of 16 pictures on DenseNet-121 (docs/BENCHMARKS.md).
+        """
+        if self._reduced is None or self._reduced[0] is not self.model or self._reduced[1] != dtype:
+            reduced = copy.deepcopy(self.model).to(dtype)
+            for name, module in self.model.named_modules():
+                if isinstance(module, torch.nn.BatchNorm2d):  # norm5: autocast keeps a BN's statistics in float32
+                    reduced.get_submodule(name).float().load_state_dict(module.state_dict())
+            self._reduced = (self.model, dtype, reduced)
+        return self._reduced[2]
 
     @property
     def config(self):

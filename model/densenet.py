@@ -23,6 +23,7 @@ maps named in ``taps`` without module hooks.  What each tap holds:
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -248,6 +249,11 @@ class DenseNet(nn.Module):
         if fused.config.stem == "imagenet" and isinstance(f.norm0, nn.BatchNorm2d):
             f.conv0 = _fold_bn(f.conv0, f.norm0)
             f.norm0 = nn.Identity()
+            # max pooling then ReLU: the same numbers (both keep order), the ReLU on a quarter of the pixels
+            order = list(f._modules)
+            i = order.index("relu0")
+            order[i:i + 2] = ["pool0", "relu0"]
+            fused.features = f = nn.Sequential(OrderedDict((name, f._modules[name]) for name in order))
         for m in fused.modules():
             if isinstance(m, _DenseLayer) and isinstance(m.norm2, nn.BatchNorm2d):
                 m.fold_norm2()

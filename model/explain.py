@@ -15,7 +15,6 @@ are installed anywhere, and everything is released with the analysis.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -279,12 +278,12 @@ class ImageAnalysis:
         layers = list(dict.fromkeys(layer for layer, _ in wanted))
         total = sum(spec.passes(self._activations[name].shape[1]) for name in layers)
         dtype = low_precision_dtype(self.clf.device) if spec.low_precision else None
+        net = self.clf.reduced_precision_model(dtype) if dtype else self.clf.model
         done_before = 0
 
         def forward(batch: torch.Tensor) -> torch.Tensor:
-            reduced = torch.autocast(self.clf.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-            with torch.inference_mode(), reduced, one_product_per_batch():
-                return self.clf.model(batch.contiguous(memory_format=torch.channels_last)).float()
+            with torch.inference_mode(), one_product_per_batch():
+                return net(batch.to(dtype or batch.dtype, memory_format=torch.channels_last)).float()
 
         for name in layers:
             a = self._activations[name].detach()

@@ -102,7 +102,7 @@ class ClampedBN(nn.Module):
         return torch.clamp(x, lo, hi, out=out)
 
     def _bounds(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """``lo``, ``hi`` in ``dtype`` (bfloat16 under autocast stays bfloat16 instead of promoting)."""
+        """``lo``, ``hi`` in ``dtype`` (a bfloat16 input stays bfloat16 instead of promoting)."""
         if dtype == self.lo.dtype:
             return self.lo, self.hi
         return self.lo.to(dtype), self.hi.to(dtype)
@@ -177,8 +177,7 @@ class Pointwise(nn.Module):
         if h * w > CONVOLUTION_PIXELS:  # large maps: oneDNN's convolution, for one picture as for a batch
             return F.conv2d(x, self.weight, self.bias)
         rows = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view of a channels_last map
-        # under autocast (reduced precision rounds its own way) the chunks' in-place sums would mix dtypes
-        if _ONE_PRODUCT.get() or torch.is_autocast_enabled(x.device.type):
+        if _ONE_PRODUCT.get():
             out = torch.addmm(self.bias, rows.reshape(n * h * w, c), self.matrix)
         else:
             out = self._products(rows)

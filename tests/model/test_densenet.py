@@ -106,6 +106,19 @@ def test_fused_copy_matches_logits_and_taps():
     assert_fused_copy_matches(randomize_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval())
 
 
+def test_fused_copy_pools_before_the_stems_relu():
+    torch.manual_seed(0)
+    plain = randomize_batchnorm(densenet(6, (2, 3, 2), 16, 2, num_classes=5, stem="imagenet")).eval()
+    fused = plain.fused_for_inference()
+    seen = []
+    fused.features.relu0.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), plain(x), atol=1e-5)
+    assert seen == [(1, 16, 16, 16)]  # the pooled map (the convolution's output is 32x32)
+    assert [name for name, _ in plain.features.named_children()][:4] == ["conv0", "norm0", "relu0", "pool0"]
+
+
 def signed_batchnorm(model: DenseNet) -> DenseNet:
     """BN scales of both signs, and one exactly zero in every BN (a pruned channel)."""
     randomize_batchnorm(model, seed=3)

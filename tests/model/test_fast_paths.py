@@ -242,6 +242,26 @@ def test_fast_score_cam_agrees_with_score_cam_on_photos(tv_densenet121):
     assert np.corrcoef(full.raw.ravel(), fast.raw.ravel())[0, 1] >= 0.95
 
 
+@pytest.mark.parametrize("network", ["densenet", "demo"])
+def test_fast_score_cams_reduced_precision_copy_gives_autocasts_numbers_and_is_made_once(network, request):
+    clf = request.getfixturevalue(network)
+    x = torch.randn(3, 3, 96, 96).contiguous(memory_format=torch.channels_last)
+    copy16 = clf.reduced_precision_model(torch.bfloat16)
+    with torch.inference_mode(), one_product_per_batch():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = clf.model(x)
+        ours = copy16(x.to(torch.bfloat16))
+    # norm5's BN statistics stay float32, as under autocast (in bfloat16 they moved the demo's logits by 4e-3)
+    assert ours.dtype == torch.bfloat16 and torch.equal(ours, autocast)
+    assert next(clf.model.parameters()).dtype == torch.float32  # the float32 network is untouched
+    assert clf.reduced_precision_model(torch.bfloat16) is copy16
+    assert clf.reduced_precision_model(torch.float16) is not copy16
+    clf = DenseNetClassifier(make_tiny(), ["ant", "bee", "cat", "dog"], "cpu")
+    first = clf.reduced_precision_model(torch.bfloat16)
+    clf._move_to(torch.device("cpu"))  # what running out of memory on an accelerator does
+    assert clf.reduced_precision_model(torch.bfloat16) is not first
+
+
 def test_fast_score_cam_reports_its_group_passes_and_can_be_cancelled(demo):
     seen = []
     prepared = demo.prepare(_samples()[0])
