@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from model.fused_layers import ClampedBN
+from model.fused_layers import ClampedBN, Pointwise
 from model.zoo import MODELS, Architecture
 
 
@@ -131,8 +131,11 @@ class _DenseBlock(nn.ModuleDict):
 
     @property
     def clamped(self) -> bool:
-        """True once ``DenseNet.fused_for_inference`` made every BN-ReLU a clamp (``model.fused_layers``)."""
-        return all(isinstance(layer.norm1, ClampedBN) for layer in self.values())
+        """True once ``DenseNet.fused_for_inference`` made every BN-ReLU before a 1x1 convolution a clamp
+        (``model.fused_layers``) and folded every other BN into its convolution."""
+        return all(isinstance(layer.norm1, ClampedBN) and isinstance(layer.conv1, Pointwise)
+                   and isinstance(layer.norm2, nn.Identity) and isinstance(layer.relu2, nn.ReLU)
+                   for layer in self.values())
 
     def forward_rows(self, x: Tensor, keep: list | None = None) -> Tensor:
         """The fused block without concatenating: every layer writes its new channels into one buffer and
@@ -143,21 +146,26 @@ class _DenseBlock(nn.ModuleDict):
         (``ClampedBN.margin_rows``, the masks ``model.gradients`` needs).
         """
         n, c0, h, w = x.shape
+        m = n * h * w
         layers = list(self.values())
         total = layers[-1].conv1.in_channels + layers[-1].conv2.out_channels
         buffer = x.new_empty((n, h, w, total))
-        buffer[..., :c0] = x.permute(0, 2, 3, 1)
-        rows = buffer.view(n * h * w, total)
-        scratch = x.new_empty(n * h * w * layers[-1].conv1.in_channels)
+        rows = buffer.view(m, total)
+        rows[:, :c0].view(n, h, w, c0).copy_(x.permute(0, 2, 3, 1))
+        scratch = x.new_empty(m * layers[-1].conv1.in_channels)
         channels = c0
+        # Direct calls where a layer's modules are known (norm2 folded, relu2 a ReLU, conv2 a plain
+        # convolution): a module call and an indexed assignment each cost more than the small maps' kernels.
         for layer in layers:
-            clamped = layer.norm1.rows(rows[:, :channels], out=scratch[:rows.shape[0] * channels].view(-1, channels))
-            hidden = layer.relu2(layer.norm2(layer.conv1(clamped.view(n, h, w, channels).permute(0, 3, 1, 2))))
-            new = layer.conv2(hidden)
+            clamped = layer.norm1.rows(rows[:, :channels], out=scratch[:m * channels].view(m, channels))
+            hidden = torch.relu_(layer.conv1.from_rows(clamped, n, h, w))
+            conv = layer.conv2
+            new = F.conv2d(hidden, conv.weight, conv.bias, conv.stride, conv.padding)
             if keep is not None:
                 keep.append(hidden)
-            buffer[..., channels:channels + new.shape[1]] = new.permute(0, 2, 3, 1)
-            channels += new.shape[1]
+            k = new.shape[1]
+            rows[:, channels:channels + k].view(n, h, w, k).copy_(new.permute(0, 2, 3, 1))
+            channels += k
         return buffer.permute(0, 3, 1, 2)
 
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 CONVOLUTION_PIXELS = 1024  # a map of more pixels runs its 1x1 convolutions as oneDNN convolutions
-DEPTH = 512  # the most inputs one matrix product of ``Pointwise`` sums (see ``Pointwise._products``)
+DEPTH = 512  # the most inputs one matrix product of ``Pointwise`` sums (see ``_chunked_product``)
 
 _ONE_PRODUCT = contextvars.ContextVar("one_product_per_batch", default=False)
 
@@ -90,16 +90,14 @@ class ClampedBN(nn.Module):
             self.increasing = bool((s > 0).all())  # every channel passes gradients where x > t
 
     def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
-            return ClampFunction.apply(x, self.lo, self.hi, self.t)
-        return self._clamp(x, *self._bounds(x.dtype))
-
-    def _clamp(self, x: Tensor, lo: Tensor, hi: Tensor, out: Tensor | None = None) -> Tensor:
         """``clamp(x, lo, hi)``; where every scale is positive ``max(x, lo)`` (the same numbers; ``hi`` is
         +inf), which PyTorch runs 1.5x as fast in float32 and 2x in bfloat16 as a clamp between two tensors."""
+        if torch.is_grad_enabled() and x.requires_grad:
+            return ClampFunction.apply(x, self.lo, self.hi, self.t)
+        lo, hi = self._bounds(x.dtype)
         if self.increasing:
-            return torch.clamp_min(x, lo, out=out)
-        return torch.clamp(x, lo, hi, out=out)
+            return torch.clamp_min(x, lo)
+        return torch.clamp(x, lo, hi)
 
     def _bounds(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """``lo``, ``hi`` in ``dtype`` (a bfloat16 input stays bfloat16 instead of promoting)."""
@@ -116,10 +114,12 @@ class ClampedBN(nn.Module):
         """
         return torch.addcmul(self.neg_sign_t, out, self.sign)
 
-    def rows(self, x: Tensor, out: Tensor | None = None) -> Tensor:
-        """The clamp of an ``(M, C)`` matrix (a block's features as rows; no gradient), into ``out`` if given."""
+    def rows(self, x: Tensor, out: Tensor) -> Tensor:
+        """The clamp of an ``(M, C)`` matrix (a block's features as rows; no gradient), into ``out``."""
         lo, hi = self._bounds(x.dtype)
-        return self._clamp(x, lo.view(-1), hi.view(-1), out=out)
+        if self.increasing:
+            return torch.clamp_min(x, lo.view(-1), out=out)
+        return torch.clamp(x, lo.view(-1), hi.view(-1), out=out)
 
     def margin_rows(self, x: Tensor, out: Tensor | None = None) -> Tensor:
         """``sign(s) (x - t)`` for inputs ``x`` with channels last: > 0 exactly where ``margin`` of their clamp is.
@@ -151,7 +151,7 @@ class Pointwise(nn.Module):
     size, map size and thread count, and for one picture's maps on one thread it picks a slow one; a matrix
     product is faster there on maps up to ``CONVOLUTION_PIXELS``; larger maps keep oneDNN's convolution
     (as fast for one picture, faster for a batch).  A batch of small maps runs one product per picture
-    (MKL's batch GEMM, ``_products``), so that a picture gets the very numbers it gets alone (a product over
+    (MKL's batch GEMM, ``_chunked_products``), so that a picture gets the very numbers it gets alone (a product over
     the whole batch's rows, or the convolution for a batch and the product alone, sum in other orders: on
     some CPUs a batched map then differed from the single one by 5e-5 of its range); within
     ``one_product_per_batch`` it runs one product for the batch.  The kernel depends on the shape only, so
@@ -176,39 +176,49 @@ class Pointwise(nn.Module):
         n, c, h, w = x.shape
         if h * w > CONVOLUTION_PIXELS:  # large maps: oneDNN's convolution, for one picture as for a batch
             return F.conv2d(x, self.weight, self.bias)
-        rows = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view of a channels_last map
+        return self.from_rows(x.permute(0, 2, 3, 1).reshape(n * h * w, c), n, h, w)  # a view of channels_last
+
+    def from_rows(self, rows: Tensor, n: int, h: int, w: int) -> Tensor:
+        """This convolution of ``n`` ``h`` x ``w`` maps given as ``(n h w, in)`` rows: ``(n, out, h, w)``, channels
+        last (what ``forward`` gives for the map those rows are a view of, with fewer steps between)."""
+        if h * w > CONVOLUTION_PIXELS:
+            return F.conv2d(rows.view(n, h, w, -1).permute(0, 3, 1, 2), self.weight, self.bias)
         if _ONE_PRODUCT.get():
-            out = torch.addmm(self.bias, rows.reshape(n * h * w, c), self.matrix)
+            out = torch.addmm(self.bias, rows, self.matrix)
+        elif n == 1:
+            out = _chunked_product(self.bias, rows, self.matrix)
+        elif _batched_products_match((n, h * w, rows.shape[1]), self.matrix):
+            out = _chunked_products(self.bias, rows.view(n, h * w, -1), self.matrix)
         else:
-            out = self._products(rows)
+            out = torch.cat([_chunked_product(self.bias, picture, self.matrix) for picture in rows.split(h * w)])
         return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
 
-    def _products(self, rows: Tensor) -> Tensor:
-        """``bias + rows[i] @ matrix`` for each picture ``i`` of ``(N, h w, in)``: the numbers it gets alone."""
-        if rows.shape[0] == 1 or _batched_products_match(rows.shape, self.matrix):
-            return _chunked_products(self.bias, rows, self.matrix)
-        return torch.cat([_chunked_products(self.bias, picture[None], self.matrix) for picture in rows])
+
+def _chunked_product(bias: Tensor, rows: Tensor, matrix: Tensor) -> Tensor:
+    """``bias + rows @ matrix`` for one picture's ``(m, in)`` rows, summed ``DEPTH`` inputs at a time.
+
+    The chunks keep every product short enough that MKL does not split its sum among threads (on this
+    machine's CPU it does from about 800 inputs on two threads, and then a picture's numbers depend on the
+    thread count and on its batch).
+    """
+    c = rows.shape[1]
+    if c <= DEPTH:
+        return torch.addmm(bias, rows, matrix)
+    out = torch.addmm(bias, rows[:, :DEPTH], matrix[:DEPTH])
+    for start in range(DEPTH, c, DEPTH):
+        out.addmm_(rows[:, start:start + DEPTH], matrix[start:start + DEPTH])
+    return out
 
 
 def _chunked_products(bias: Tensor, rows: Tensor, matrix: Tensor) -> Tensor:
-    """``bias + rows[i] @ matrix`` for ``(N, m, in)`` rows, summed ``DEPTH`` inputs at a time.
-
-    One picture: matrix products accumulated chunk by chunk; a batch: batched products (MKL's batch GEMM,
-    one picture per thread), chunk by chunk.  The chunks keep every product short enough that MKL does not
-    split its sum among threads (on this machine's CPU it does from about 800 inputs on two threads, and
-    then a picture's numbers depend on the thread count and on its batch).
-    """
-    n, _, c = rows.shape
-    if n == 1:
-        out = torch.addmm(bias, rows[0, :, :DEPTH], matrix[:DEPTH])
-        for start in range(DEPTH, c, DEPTH):
-            out.addmm_(rows[0, :, start:start + DEPTH], matrix[start:start + DEPTH])
-        return out[None]
+    """``bias + rows[i] @ matrix`` for each picture of ``(N, m, in)`` rows: batched products (MKL's batch GEMM,
+    one picture per thread), ``DEPTH`` inputs at a time as in ``_chunked_product``: ``(N m, out)``."""
+    n, m, c = rows.shape
     batched = matrix.expand(n, -1, -1)
     out = torch.baddbmm(bias, rows[..., :DEPTH], batched[:, :DEPTH])
     for start in range(DEPTH, c, DEPTH):
         out.baddbmm_(rows[..., start:start + DEPTH], batched[:, start:start + DEPTH])
-    return out
+    return out.view(n * m, -1)
 
 
 _MATCHES: dict[tuple, bool] = {}
@@ -228,6 +238,6 @@ def _batched_products_match(shape: torch.Size, matrix: Tensor) -> bool:
         rows = torch.rand(tuple(shape), generator=generator).to(matrix)
         weights = torch.rand(tuple(matrix.shape), generator=generator).to(matrix)
         bias = torch.rand(matrix.shape[1], generator=generator).to(matrix)
-        alone = torch.cat([_chunked_products(bias, picture[None], weights) for picture in rows])
+        alone = torch.cat([_chunked_product(bias, picture, weights) for picture in rows])
         found = _MATCHES[key] = torch.equal(_chunked_products(bias, rows, weights), alone)
     return found
