@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+PAUSE = 0.02  # seconds
+
 
 class SeparateTorchvision:
     """A child process holding torchvision's DenseNet-121 (seed 0); ``forward`` times one pass there."""
@@ -26,12 +28,18 @@ class SeparateTorchvision:
         return self
 
     def forward(self, threads: int) -> float:
-        """Seconds of one forward pass (224x224, batch 1) with ``threads`` torch threads, timed in the child."""
+        """Seconds of one forward pass (224x224, batch 1) with ``threads`` torch threads, timed in the child.
+
+        Each side's OpenMP threads spin a little after their work before they sleep: a pause before and
+        after the call keeps the two processes from timing each other's spinning.
+        """
+        time.sleep(PAUSE)
         self._child.stdin.write(f"{threads}\n")
         self._child.stdin.flush()
         reply = self._child.stdout.readline()
         if not reply:
             raise RuntimeError(f"the torchvision process ended (exit status {self._child.wait()})")
+        time.sleep(PAUSE)
         return float(reply)
 
     def __exit__(self, *exc) -> None:
