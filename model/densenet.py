@@ -160,7 +160,7 @@ class _DenseBlock(nn.ModuleDict):
             clamped = layer.norm1.rows(rows[:, :channels], out=scratch[:m * channels].view(m, channels))
             hidden = torch.relu_(layer.conv1.from_rows(clamped, n, h, w))
             conv = layer.conv2
-            new = F.conv2d(hidden, conv.weight, conv.bias, conv.stride, conv.padding)
+            new = F.conv2d(hidden, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
             if keep is not None:
                 keep.append(hidden)
             k = new.shape[1]

@@ -224,7 +224,7 @@ def _chunked_products(bias: Tensor, rows: Tensor, matrix: Tensor) -> Tensor:
 _MATCHES: dict[tuple, bool] = {}
 
 
-def _batched_products_match(shape: torch.Size, matrix: Tensor) -> bool:
+def _batched_products_match(shape: tuple[int, int, int], matrix: Tensor) -> bool:
     """Whether batched products give each picture of a batch of ``shape`` the very numbers of its own.
 
     Checked once per shape, thread count and device on random numbers (the order of a sum depends on the
