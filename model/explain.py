@@ -129,7 +129,6 @@ def resolve_classes(specs: Sequence[ClassSpec] | None, predictions: list[Predict
     """Turn ``top1``, ``top3``, an index or a label into class indices (in order, no repeats)."""
     specs = list(specs) if specs else ["top1"]
     result: list[int] = []
-    lowered = {name.lower(): i for i, name in enumerate(labels)}
     for spec in specs:
         if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
             index = int(spec)
@@ -143,8 +142,8 @@ def resolve_classes(specs: Sequence[ClassSpec] | None, predictions: list[Predict
             found = [p.index for p in predictions[:k]]
             if k > len(predictions):
                 raise ValueError(f"{spec}: only the top {len(predictions)} predictions were computed")
-        elif isinstance(spec, str) and spec.lower() in lowered:
-            found = [lowered[spec.lower()]]
+        elif isinstance(spec, str) and (named := _label_index(labels, spec)) is not None:
+            found = [named]
         else:
             close = difflib.get_close_matches(str(spec), labels, n=5, cutoff=0.5)
             hint = f"; did you mean: {', '.join(close)}" if close else ""
@@ -152,6 +151,20 @@ def resolve_classes(specs: Sequence[ClassSpec] | None, predictions: list[Predict
                              f"or a class name{hint}")
         result.extend(i for i in found if i not in result)
     return result
+
+
+def _label_index(labels: Sequence[str], name: str) -> int | None:
+    """The index of the label ``name`` in any case (the last of equal labels), or None.
+
+    Looked up only for a class asked for by name: a top-k or index request (every class switch in the app)
+    no longer lowers all 1,000 ImageNet labels (0.5 ms a call).
+    """
+    wanted = name.lower()
+    found = None
+    for i, label in enumerate(labels):
+        if label.lower() == wanted:
+            found = i
+    return found
 
 
 def default_layer(tap_names: Sequence[str]) -> str:

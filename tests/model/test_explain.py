@@ -18,9 +18,10 @@ import torch
 from PIL import Image
 
 from model.cam import METHODS
-from model.classifier import DenseNetClassifier
+from model.classifier import DenseNetClassifier, Prediction
 from model.densenet import densenet
 from model.errors import Cancelled
+from model.explain import resolve_classes
 from model.faithfulness import faithfulness
 from model.zoo import Preprocessing
 
@@ -216,3 +217,12 @@ def test_held_analysis_runs_one_forward_and_one_backward_per_class(clf, monkeypa
     analysis.explain(["denseblock3"], [0, 1], "gradcam++")  # method switch: gradients are held
     analysis.explain(["denseblock2", "denseblock3"], [1], "layercam")  # one more layer: one backward
     assert (len(forwards), len(backwards)) == (1, 3)
+
+
+def test_classes_resolve_by_rank_index_and_name_in_any_case():
+    labels = ["Tabby Cat", "tiger", "dog", "tiger"]
+    top = [Prediction(2, "dog", 0.6), Prediction(0, "Tabby Cat", 0.3)]
+    assert resolve_classes(["top2", "TABBY cat", 1, "2"], top, labels) == [2, 0, 1]
+    assert resolve_classes(["Tiger"], top, labels) == [3]  # equal labels: the last, as before
+    with pytest.raises(ValueError, match="did you mean: tiger"):
+        resolve_classes(["tigr"], top, labels)
