@@ -541,6 +541,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_model_ready(self, info: ModelInfo) -> None:
         self.session.model_ready(info)
+        self._shown_key = None  # the maps and predictions on screen came from the model before
         self.settings.set_model(info.spec)
         if info.spec not in MODELS:
             self.settings.add_recent_model(info.spec)
@@ -713,7 +714,8 @@ class MainWindow(QMainWindow):
         if self._shown_key != (s.current_path, s.method, s.region):
             # What is on screen belongs to another picture, method or region: say so until the answer comes.
             self.view.set_busy(f"Analysing {display_name(s.current_path)}…")
-            self.predictions.set_message("Analysing…")
+            if self._shown_key is None or self._shown_key[::2] != (s.current_path, s.region):
+                self.predictions.set_message("Analysing…")  # another method keeps this picture's predictions
             self.update_actions()
         if s.pending.get("explain") is None or not self._pending_matches():
             self.request_explanation()

@@ -41,6 +41,26 @@ def test_the_next_picture_is_shown_as_coming_not_as_the_old_one(make_window, mod
     assert not w.view.is_busy() and w.export_action.isEnabled()
 
 
+def test_another_method_keeps_the_pictures_predictions_and_another_model_does_not(make_window, model_file, images,
+                                                                                  qtbot):
+    _, (one, _) = images
+    w = make_window(model_file)
+    w.add_paths([one])
+    wait_explained(qtbot, w, one)
+    shown = [row.class_index for row in w.predictions.rows()]
+    w.method.setCurrentIndex(w.method.findData("scorecam_fast"))
+    w.refresh()  # what the next event-loop turn does
+    assert w.view.is_busy() and not w.predictions.placeholder.isVisibleTo(w.predictions)
+    assert [row.class_index for row in w.predictions.rows()] == shown  # the same picture's predictions
+    wait_explained(qtbot, w, one)
+    with qtbot.waitSignal(w.modelChanged, timeout=60000):
+        w.load_model(model_file)  # a model loaded again: what is on screen came from the one before
+    w.refresh()
+    assert w.view.is_busy() and "Analysing" in w.predictions.placeholder.text()
+    wait_explained(qtbot, w, one)
+    assert [row.class_index for row in w.predictions.rows()] == shown and not w.view.is_busy()
+
+
 def test_export_defaults_to_pictures_creates_folders_and_remembers_choices(make_window, model_file, images, qtbot):
     _, (one, _) = images
     w = make_window(model_file)
