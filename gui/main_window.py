@@ -714,7 +714,8 @@ class MainWindow(QMainWindow):
         if self._shown_key != (s.current_path, s.method, s.region):
             # What is on screen belongs to another picture, method or region: say so until the answer comes.
             self.view.set_busy(f"Analysing {display_name(s.current_path)}…")
-            if self._shown_key is None or self._shown_key[::2] != (s.current_path, s.region):
+            shown_path, _, shown_region = self._shown_key or (None, None, None)
+            if (shown_path, shown_region) != (s.current_path, s.region):
                 self.predictions.set_message("Analysing…")  # another method keeps this picture's predictions
             self.update_actions()
         if s.pending.get("explain") is None or not self._pending_matches():

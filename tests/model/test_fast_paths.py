@@ -307,7 +307,7 @@ def test_a_picture_gets_the_same_numbers_alone_and_in_any_batch(batched_products
         assert torch.equal(pointwise(pictures), alone) and torch.equal(pointwise(pictures[1:3]), alone[1:3])
         assert torch.allclose(alone, F.conv2d(pictures, pointwise.weight, pointwise.bias), rtol=1e-4, atol=1e-4)
     assert any(r[0] == "baddbmm" for r in rows) == (batched_products_match and fused._batched_products_match(
-        torch.Size([5, 49, 992]), pointwise.matrix))
+        (5, 49, 992), pointwise.matrix))
 
 
 def test_batched_products_are_checked_once_per_shape(monkeypatch):
@@ -316,10 +316,10 @@ def test_batched_products_are_checked_once_per_shape(monkeypatch):
     monkeypatch.setattr(fused, "_MATCHES", {})
     matrix = torch.randn(600, 64)
     with torch.inference_mode():
-        found = fused._batched_products_match(torch.Size([4, 49, 600]), matrix)
+        found = fused._batched_products_match((4, 49, 600), matrix)
         assert fused._MATCHES and isinstance(found, bool)
         rows = _products(monkeypatch)
-        assert fused._batched_products_match(torch.Size([4, 49, 600]), matrix) is found and rows == []
+        assert fused._batched_products_match((4, 49, 600), matrix) is found and rows == []
 
 
 def test_score_cam_scores_each_batch_of_masked_pictures_with_one_product_per_layer(densenet, monkeypatch):
@@ -329,7 +329,7 @@ def test_score_cam_scores_each_batch_of_masked_pictures_with_one_product_per_lay
 
     with torch.inference_mode():
         pointwise(batch)  # checks once whether batched products give each picture its own numbers here
-    batched = fused._batched_products_match(torch.Size([3, 49, pointwise.in_channels]), pointwise.matrix)
+    batched = fused._batched_products_match((3, 49, pointwise.in_channels), pointwise.matrix)
     per_picture = [("baddbmm", 3, 49)] if batched else [("addmm", 49)] * 3
     rows = _products(monkeypatch)
     with torch.inference_mode():
