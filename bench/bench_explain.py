@@ -22,7 +22,11 @@ warm-up.  Against our own ``predict`` forward (and the references named):
 4. our ``predict`` forward against torchvision's eager forward in the settings
    the two earlier figures (0.57-0.65 and 0.81) may have come from, in this
    process and in a process of its own (``bench.torchvision_process``: our
-   allocator setting, made for the whole process, speeds torchvision up too).
+   allocator setting, made for the whole process, speeds torchvision up too);
+5. the arithmetic rate of the prediction, a batch of 8 and the four blocks'
+   backward (convolution and matrix-product FLOPs counted by PyTorch's
+   ``FlopCounterMode``, per second) against a 2048x2048 matrix product's
+   rate in the same run: how far each path is from the machine's limit.
 """
 
 from __future__ import annotations
@@ -43,10 +47,12 @@ from matplotlib import cbook  # noqa: E402
 from PIL import Image  # noqa: E402
 from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import model.explain as engine  # noqa: E402
 from bench.bench_predict import interleaved_medians  # noqa: E402
 from bench.torchvision_process import SeparateTorchvision  # noqa: E402
+from model import gradients  # noqa: E402
 from model.cam import SCORE_CAM_FAST_GROUPS  # noqa: E402
 from model.classifier import DenseNetClassifier  # noqa: E402
 from model.densenet import densenet121  # noqa: E402
@@ -198,6 +204,37 @@ def predict_section(clf, tv, runs: int) -> None:
     torch.set_num_threads(threads)
 
 
+def counted_flops(fn) -> int:
+    """Convolution and matrix-product FLOPs of one call of ``fn`` (elementwise work is not counted), after a call
+    that does the one-off work (a batch's check of its products, ``model.fused_layers``)."""
+    fn()
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def rate_section(clf, prepared, runs: int) -> None:
+    x = prepared.tensor[None]
+    batch = clf.batch([prepared.tensor] * 8)
+    recording = gradients.record(clf.model, x, BLOCKS, clf.gradient_plan)
+    top = int(recording.logits.argmax())
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    work = {  # name: (call, pictures)
+        "prediction forward, one picture": (lambda: clf.logits(x), 1),
+        "prediction forward, batch of 8": (lambda: clf.logits(batch), 8),
+        "four blocks' backward, top class": (lambda: gradients.tap_gradients(clf.model, recording, BLOCKS, [top]), 1),
+    }
+    flops = {k: counted_flops(fn) for k, (fn, _) in work.items()}
+    t = interleaved_medians({"matmul": lambda: torch.mm(a, b)} | {k: fn for k, (fn, _) in work.items()}, runs)
+    peak = 2 * 2048**3 / t["matmul"] / 1e9
+    print(f"5. arithmetic rate (convolution and matrix-product FLOPs per second, median of {runs}); a 2048x2048 "
+          f"matrix product runs at {peak:.0f} GFLOP/s")
+    for k, (_, pictures) in work.items():
+        rate = flops[k] / t[k] / 1e9
+        print(f"  {k:34s} {flops[k] / pictures / 1e9:5.2f} GFLOP a picture {t[k] / pictures * 1e3:7.1f} ms a picture "
+              f"{rate:5.0f} GFLOP/s = {rate / peak:.2f} of the matrix product's")
+
+
 def first_calls(clf, tv) -> dict[str, float]:
     """The first forward pass of each network in this process (no warm-up: oneDNN builds its kernels)."""
     x = clf.prepare(Image.effect_noise((224, 224), 50).convert("RGB")).tensor[None]
@@ -215,7 +252,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--fast-runs", type=int, default=3)
     parser.add_argument("--batch-pictures", type=int, default=16)
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: gradients,scorecam,batch,predict")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated sections to skip: gradients,scorecam,batch,predict,rate")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -240,6 +278,8 @@ def main() -> None:
         predict_section(clf, tv, args.runs)
         print(f"  first call in this process (no warm-up): ours {cold['ours'] * 1e3:.0f} ms, torchvision "
               f"{cold['torchvision'] * 1e3:.0f} ms -> {cold['ours'] / cold['torchvision']:.2f}")
+    if "rate" not in skip:
+        rate_section(clf, prepared, args.runs)
     print(f"({time.perf_counter() - started:.0f} s)")
 
 
