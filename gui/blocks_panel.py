@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPainter, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QToolButton, QWidget
 
 from gui.engine import TILE
 from gui.qimages import indexed_image, rgb_pixmap
 from gui.text import plain_tooltip
 from model.render import colour_table
+
+NO_EVIDENCE = "no evidence"  # written over a tile whose map has no positive evidence
 
 
 class BlockTile(QToolButton):
@@ -80,7 +82,15 @@ class BlocksPanel(QWidget):
             self._heat_pixmaps.clear()
         self._heat, self._messages = heat, messages
         self._note.setText(caption)
+        for tile in self._tiles.values():
+            tile.setEnabled(thumbnail is not None)  # no picture (one that cannot be read): nothing to click
         self._repaint()
+
+    def set_stale(self, stale: bool) -> None:
+        """Grey the tiles out while they show what the main view no longer does (another picture, method or
+        region is being analysed); ``show_maps`` brings them back."""
+        for tile in self._tiles.values():
+            tile.setEnabled(not stale)
 
     def select(self, layer: str) -> None:
         for name, tile in self._tiles.items():
@@ -109,13 +119,17 @@ class BlocksPanel(QWidget):
                 tile.setText(layer)
                 continue
             canvas = QPixmap(self._base)
-            if layer not in self._messages:
-                painter = QPainter(canvas)
+            painter = QPainter(canvas)
+            if layer in self._messages:  # said on the picture: the caption under it keeps the block's name whole
+                painter.fillRect(canvas.rect(), QColor(0, 0, 0, 120))
+                painter.setPen(Qt.GlobalColor.white)
+                painter.drawText(canvas.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, NO_EVIDENCE)
+            else:
                 painter.setOpacity(self._opacity)
                 painter.drawPixmap(0, 0, self._heat_pixmap(layer, index))
-                painter.end()
+            painter.end()
             tile.setIcon(QIcon(canvas))
-            tile.setText(layer if layer not in self._messages else f"{layer}: no evidence")
+            tile.setText(layer)
             tile.setToolTip(plain_tooltip(self._messages.get(layer) or f"{layer}: click to show it in the main view"))
 
     def pixmap(self, layer: str) -> QPixmap:

@@ -30,6 +30,9 @@ class ImageList(QListWidget):
         self.setIconSize(QSize(ICON, ICON))
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setUniformItemSizes(True)
+        # Rows as wide as the list: a long name is shortened in the middle (extension kept), the tooltip has it whole.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setAccessibleName("Images")
         self.setToolTip("Images to analyse. Delete removes the selected ones.")
         self._rows: dict[str, QListWidgetItem] = {}

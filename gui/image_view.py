@@ -69,6 +69,7 @@ class ImageView(QGraphicsView):
         self._overlay_on = True
         self._fit = True
         self._busy: str | None = None
+        self._message: str | None = None  # why no picture or no map is shown (None: the empty-window hint)
         self._hover: float | None = None  # heat under the cursor, 0..1 of the map's peak
         self.setMouseTracking(True)
         self.set_region(None)
@@ -97,6 +98,16 @@ class ImageView(QGraphicsView):
         if text != self._busy:
             self._busy = text
             self.viewport().update()
+
+    def set_message(self, text: str | None) -> None:
+        """Say why nothing, or no map, is shown: in place of the empty-window hint without a picture, in a band
+        over the picture with one (None: no message)."""
+        if text != self._message:
+            self._message = text
+            self.viewport().update()
+
+    def message(self) -> str | None:
+        return self._message
 
     def is_busy(self) -> bool:
         return self._busy is not None
@@ -211,14 +222,27 @@ class ImageView(QGraphicsView):
             font = painter.font()
             font.setPointSizeF(font.pointSizeF() * 1.4)
             painter.setFont(font)
-            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self._busy or EMPTY_HINT)
+            painter.drawText(area.adjusted(12, 12, -12, -12), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             self._busy or self._message or EMPTY_HINT)
         else:
             if self._busy:
                 painter.fillRect(area, QColor(0, 0, 0, 120))
                 painter.setPen(Qt.GlobalColor.white)
                 painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self._busy)
+            elif self._message:
+                self._draw_band(painter, area, self._message)
             self._draw_legend(painter, area)
         painter.restore()
+
+    def _draw_band(self, painter: QPainter, area: QRectF, text: str) -> None:
+        """``text`` in a dark band across the top of the view, wrapped to its width."""
+        pad = 8
+        flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+        box = painter.fontMetrics().boundingRect(area.adjusted(pad, 0, -pad, 0).toRect(), flags, text)
+        band = QRectF(area.left(), area.top(), area.width(), box.height() + 2 * pad)
+        painter.fillRect(band, QColor(0, 0, 0, 170))
+        painter.setPen(Qt.GlobalColor.white)
+        painter.drawText(band.adjusted(pad, pad, -pad, -pad), flags, text)
 
     def _draw_legend(self, painter: QPainter, area: QRectF) -> None:
         metrics = painter.fontMetrics()

@@ -104,6 +104,8 @@ class MainWindow(QMainWindow):
         self._last_request: tuple | None = None  # what the explanation on its way was asked for
         self._shown_key: tuple | None = None  # (path, method, region) of the maps on screen
         self._drawn_class: int | None = None  # the class of the maps on screen
+        self._cancelled: tuple | None = None  # the request whose maps the user cancelled, while nothing changed
+        self._picture_status = ""  # the status line last shown about the picture on screen
         self._sources_asked: tuple | None = None  # what the split on its way was asked for
         self.train_dialog = None  # gui.train_dialog.TrainDialog while open
         self.training_view = None  # gui.training_view.TrainingWindow of the latest run
@@ -142,7 +144,7 @@ class MainWindow(QMainWindow):
         self.metrics_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         right = QWidget()
         col = QVBoxLayout(right)
-        col.setContentsMargins(0, 0, 0, 0)
+        col.setContentsMargins(0, 0, 8, 0)  # the buttons keep off the window's (or the scroll bar's) edge
         col.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # so the scroll area scrolls
         col.addWidget(self.predictions)
         col.addWidget(QLabel("<b>Dense blocks</b> (current class)"))
@@ -542,6 +544,7 @@ class MainWindow(QMainWindow):
     def _on_model_ready(self, info: ModelInfo) -> None:
         self.session.model_ready(info)
         self._shown_key = None  # the maps and predictions on screen came from the model before
+        self._cancelled = None  # a cancelled request was the model before's
         self.settings.set_model(info.spec)
         if info.spec not in MODELS:
             self.settings.add_recent_model(info.spec)
@@ -655,12 +658,20 @@ class MainWindow(QMainWindow):
         item = self.images.currentItem()
         self.session.select_image(self.images.path_of(item))
 
+    def _say(self, text: str, timeout_ms: int = 0) -> None:
+        """A status line about the picture on screen (it goes when another picture is chosen)."""
+        self._picture_status = text
+        self.statusBar().showMessage(text, timeout_ms)
+
     def _show_path(self, path: str | None) -> None:
+        if self.statusBar().currentMessage() == self._picture_status:
+            self.statusBar().clearMessage()  # it was about the picture before
         self.setWindowTitle(f"{display_name(path)} — DenseLens" if path else "DenseLens")
         if path is None:
             self._shown_picture = None
             self._shown_key = None
             self.view.set_busy(None)
+            self.view.set_message(None)
             self.view.set_picture(None)
             self.update_actions()
             self.predictions.set_message("Drop images here or use File ▸ Open.")
@@ -711,9 +722,15 @@ class MainWindow(QMainWindow):
             self._draw()
             self._show_sources()
             return
+        if self._cancelled is not None:
+            if self._cancelled == self._request_key():
+                return  # cancelled: the picture stays without maps until the user asks for something else
+            self._cancelled = None
+            self.view.set_message(None)
         if self._shown_key != (s.current_path, s.method, s.region):
             # What is on screen belongs to another picture, method or region: say so until the answer comes.
             self.view.set_busy(f"Analysing {display_name(s.current_path)}…")
+            self.blocks.set_stale(True)
             shown_path, _, shown_region = self._shown_key or (None, None, None)
             if (shown_path, shown_region) != (s.current_path, s.region):
                 self.predictions.set_message("Analysing…")  # another method keeps this picture's predictions
@@ -738,28 +755,51 @@ class MainWindow(QMainWindow):
         # when it starts the next explanation.
         self.engine.cancel_explain.set()
         self.requestExplain.emit(request)
-        self.statusBar().showMessage(f"Explaining {short_name(request.path)}…")
+        self._say(f"Explaining {short_name(request.path)}…")
 
     @Slot(object)
     def _on_explained(self, result: Explained) -> None:
         if not self.session.accept_explained(result):
             return  # a newer request is on its way: stale results are dropped
-        self._last_request = None
+        request, self._last_request = self._last_request, None
         s = self.session
         if result.cancelled:
             shown = s.explanation
-            if shown is not None and shown.path == s.current_path and not shown.error:
+            if shown is not None and (shown.path, shown.preprocess) == (s.current_path, s.region) and not shown.error:
                 s.method = shown.method  # back to the method and class of the maps on screen
                 if self._drawn_class is not None:
                     s.current_class = self._drawn_class
-            self.view.set_busy(None)
-            self.statusBar().showMessage(f"{METHODS[result.method].title} cancelled", 5000)
+                self.view.set_busy(None)
+                self.blocks.set_stale(False)
+                self._say(f"{METHODS[result.method].title} cancelled", 5000)
+            else:
+                self._cancelled = request
+                self._show_cancelled(result)
             return
         if not result.error:
             cls = s.shown_class()
             label = s.model.labels[cls] if s.model and cls is not None else ""
-            self.statusBar().showMessage(f"{short_name(result.path)}: {label} · {s.layer} · "
-                                         f"{METHODS[result.method].title}", 5000)
+            self._say(f"{short_name(result.path)}: {label} · {s.layer} · {METHODS[result.method].title}", 5000)
+        else:
+            self._say(f"{short_name(result.path)} cannot be analysed", 5000)
+
+    def _show_cancelled(self, result: Explained) -> None:
+        """The picture whose maps were cancelled before any of its maps were drawn: it and its predictions, no map
+        (never the picture on screen before under this one's name)."""
+        title = METHODS[result.method].title
+        self._shown_picture = result.picture
+        self._shown_key = (result.path, result.method, result.preprocess)
+        self._drawn_class = None
+        self.view.set_busy(None)
+        self.view.set_picture(result.picture)
+        self.view.set_heat(None)
+        self.view.set_region(result.crop_box)
+        self.view.set_message(f"{title} cancelled: no map. Choose a class, block or method to explain "
+                              f"{display_name(result.path)}.")
+        self.predictions.set_predictions(result.predictions, None)
+        self.blocks.show_maps(result.thumbnail, {}, {}, f"{title} cancelled: no maps")
+        self._say(f"{title} cancelled", 5000)
+        self.update_actions()
 
     def _draw(self) -> None:
         s = self.session
@@ -769,20 +809,21 @@ class MainWindow(QMainWindow):
         split = s.current_sources()
         if s.source is not None and split is not None and s.source < len(split.maps):
             view = split.maps[s.source]  # one source's part of the block's map
-            self.statusBar().showMessage(f"Showing the part of {s.layer}'s map that {split.names[s.source]} "
-                                         f"carries ({split.channels[s.source][0]}-{split.channels[s.source][1]}); "
-                                         "choose it again for the whole map", 10000)
+            self._say(f"Showing the part of {s.layer}'s map that {split.names[s.source]} "
+                      f"carries ({split.channels[s.source][0]}-{split.channels[s.source][1]}); "
+                      "choose it again for the whole map", 10000)
         if ex.picture is not self._shown_picture:
             self._shown_picture = ex.picture
             self.view.set_picture(ex.picture)
         self._shown_key = (ex.path, ex.method, ex.preprocess)
         self._drawn_class = cls
         self.view.set_busy(None)
+        self.view.set_message(None)
         self.view.set_region(ex.crop_box)
         self.predictions.set_predictions(ex.predictions, cls)
         self.view.set_heat(view.index if view.status == "ok" else None)
         if view.status != "ok":
-            self.statusBar().showMessage(view.message, 10000)
+            self._say(view.message, 10000)
         panel = s.panel_layers()
         tiles = {layer: hv.index for (layer, c), hv in ex.tiles.items() if c == cls and layer in panel}
         messages = {layer: hv.message for (layer, c), hv in ex.tiles.items() if c == cls and hv.status != "ok"}
@@ -836,6 +877,7 @@ class MainWindow(QMainWindow):
         self._shown_key = None
         self.view.set_busy(None)
         self.view.set_picture(None)
+        self.view.set_message(f"{display_name(self.session.current_path)} cannot be analysed.")
         self.predictions.set_message(f"This image cannot be analysed:\n{display_path(error)}")
         self.blocks.show_maps(None, {}, {}, "")
 

@@ -37,8 +37,78 @@ def test_the_next_picture_is_shown_as_coming_not_as_the_old_one(make_window, mod
     w.refresh()  # what the next event-loop turn does
     assert w.view.is_busy() and "Analysing" in w.predictions.placeholder.text()
     assert not w.export_action.isEnabled()  # the old picture's maps cannot be exported as this one's
+    tiles = w.blocks.layers()
+    assert not any(w.blocks.tile(layer).isEnabled() for layer in tiles)  # the old picture's tiles greyed out
     wait_explained(qtbot, w, two)
     assert not w.view.is_busy() and w.export_action.isEnabled()
+    assert all(w.blocks.tile(layer).isEnabled() for layer in tiles)
+
+
+def test_cancelling_a_new_pictures_slow_maps_shows_that_picture_without_maps(make_window, model_file, images, qtbot,
+                                                                             monkeypatch):
+    import model.cam
+    from model.errors import Cancelled
+
+    _, (one, two) = images  # one is landscape, two portrait
+    w = make_window(model_file)
+    w.add_paths([one, two])
+    wait_classified(qtbot, w)
+    wait_explained(qtbot, w, one)
+    monkeypatch.setattr(model.cam, "score_cam_weights",
+                        lambda *a, **k: (_ for _ in ()).throw(Cancelled("Score-CAM cancelled")))
+    asked = []
+    w.requestExplain.connect(lambda request: asked.append(request.path))
+    w.method.setCurrentIndex(w.method.findData("scorecam"))  # the slow method and another picture, in one turn:
+    w.images.setCurrentRow(1)  # its maps are cancelled while the picture before is on screen
+    qtbot.waitUntil(lambda: "cancelled" in (w.view.message() or ""), timeout=30000)
+    picture = w.view._picture.pixmap()
+    assert picture.height() > picture.width()  # two's picture, not one's under two's name
+    assert not w.view.is_busy() and w.view._heat_index is None and "two.jpg" in w.view.message()
+    top = [p.index for p in w.session.results[two].predictions][:w.session.topk]  # two's, as classified
+    assert [row.class_index for row in w.predictions.rows()] == top
+    assert not w.predictions.placeholder.isVisibleTo(w.predictions)
+    assert w.blocks._note.text() == "Score-CAM cancelled: no maps" and not w.export_action.isEnabled()
+    assert w.method.currentData() == "scorecam" and w.windowTitle().startswith("two.jpg")
+    w.refresh()  # nothing changed: the cancelled maps are not asked for again by themselves
+    qtbot.wait(200)
+    assert asked == [two] and w.session.pending.get("explain") is None
+    w.method.setCurrentIndex(w.method.findData("gradcam"))  # the user asks for something else
+    wait_explained(qtbot, w, two)
+    assert w.view.message() is None and asked == [two, two] and w.view._heat_index is not None
+
+
+def test_an_unreadable_picture_is_named_in_the_view_and_a_tile_without_evidence_keeps_its_name(
+        make_window, model_file, images, tmp_path, qtbot):
+    from gui.blocks_panel import NO_EVIDENCE
+
+    bad = tmp_path / "not-a-picture.png"
+    bad.write_text("plain text, not a PNG")
+    _, (one, _) = images
+    w = make_window(model_file)
+    w.add_paths([one, str(bad)])
+    wait_classified(qtbot, w)
+    wait_explained(qtbot, w, one)
+    qtbot.waitUntil(lambda: w.statusBar().currentMessage().startswith("one.png: "), timeout=30000)
+    w.images.setCurrentRow(1)
+    qtbot.waitUntil(lambda: "cannot be analysed" in (w.view.message() or ""), timeout=30000)
+    assert w.view.message() == "not-a-picture.png cannot be analysed."
+    assert "one.png" not in w.statusBar().currentMessage()  # the status line about the picture before went
+    assert not any(w.blocks.tile(layer).isEnabled() for layer in w.blocks.layers())  # blank: nothing to click
+    w.images.setCurrentRow(0)
+    wait_explained(qtbot, w, one)
+    assert w.view.message() is None
+    layer = w.blocks.layers()[0]
+    w.blocks.show_maps(w.session.explanation.thumbnail, {layer: np.zeros((8, 8), np.uint8)},
+                       {layer: "no positive evidence"}, "one · Grad-CAM")
+    assert w.blocks.tile(layer).text() == layer  # the block's name whole; the verdict is on the picture
+    tile, plain = w.blocks.pixmap(layer).toImage(), w.blocks._base.toImage()
+    assert tile.pixelColor(2, 2).lightness() < plain.pixelColor(2, 2).lightness()  # the picture veiled
+    def white(image) -> int:  # pixels of the written verdict: the red picture has none
+        return sum(image.pixelColor(x, y).lightness() > 200 for x in range(image.width())
+                   for y in range(image.height()))
+
+    assert NO_EVIDENCE == "no evidence" and white(tile) > 20 and white(plain) == 0
+    assert "no positive evidence" in w.blocks.tile(layer).toolTip()
 
 
 def test_another_method_keeps_the_pictures_predictions_and_another_model_does_not(make_window, model_file, images,
