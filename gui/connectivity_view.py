@@ -17,6 +17,8 @@ from gui.text import plain_tooltip
 LAYER_COLOUR = QColor("#2e7d5b")
 EXIT_COLOUR = QColor("#8a6d2f")
 HOVER_COLOUR = QColor("#d0542c")
+MAX_NODE_WIDTH = 34.0  # a node box's widest
+END_WIDTH = 1.6  # the block input's and the consumer's boxes, this much wider than a layer's
 
 
 def plural(n: int, word: str) -> str:
@@ -106,16 +108,36 @@ class ConnectivityView(QWidget):
         line = fm.height()
         box = max(14.0, line + 4.0)
         y = self.height() - 2 * line - 10 - box / 2  # room under the nodes for channels and the caption
-        n = self.node_count()
-        margin = 12 + fm.horizontalAdvance("in") / 2
-        step = (self.width() - 2 * margin) / max(1, n - 1)
+        step = (self.width() - 2 * self._margin(fm)) / max(1, self.node_count() - 1)
         return fm, y, box, step
 
+    @staticmethod
+    def _margin(fm: QFontMetrics) -> float:
+        """From the widget's edge to the first and last node's centre: room for their widest box."""
+        return 4 + max(END_WIDTH * MAX_NODE_WIDTH, fm.horizontalAdvance("in") + 4) / 2
+
     def node_x(self, node: int) -> float:
-        fm = QFontMetrics(self.font())
-        margin = 12 + fm.horizontalAdvance("in") / 2
-        n = self.node_count()
-        return margin + node * (self.width() - 2 * margin) / max(1, n - 1)
+        margin = self._margin(QFontMetrics(self.font()))
+        return margin + node * (self.width() - 2 * margin) / max(1, self.node_count() - 1)
+
+    def node_boxes(self) -> tuple[list[str], list[float], set[int]]:
+        """Each node's label and box width, and which nodes show their label (where the numbers fit)."""
+        fm, _y, _box, step = self._metrics()
+        layers = self._block["layers"]
+        n = layers + 2
+        exit_node = n - 1
+        xs = [self.node_x(i) for i in range(n)]
+        width = min(max(6.0, step * 0.7), MAX_NODE_WIDTH)
+        widths = [width * (END_WIDTH if i in (0, exit_node) else 1.0) for i in range(n)]
+        labels = ["in", *map(str, range(1, layers + 1)), "C" if self._exit == "classifier" else "T"]
+        numbers = [0, *range(1, layers + 1), None]
+        # A number sits inside its box and the boxes never touch: labels need no more gap than their boxes.
+        numbered = set(ticks(xs, [max(w, fm.horizontalAdvance(t) + 4) for w, t in zip(widths, labels)], numbers,
+                             [0, exit_node], gap=1.0))
+        room = 2 * step - width - 2  # widest box that still clears its unnumbered neighbours
+        numbered = {i for i in numbered if i in (0, exit_node) or fm.horizontalAdvance(labels[i]) + 4 <= room}
+        widths = [max(w, fm.horizontalAdvance(labels[i]) + 4) if i in numbered else w for i, w in enumerate(widths)]
+        return labels, widths, numbered
 
     def node_at(self, pos: QPointF) -> int | None:
         if self._block is None:
@@ -194,15 +216,7 @@ class ConnectivityView(QWidget):
             p.drawPath(path)
         # Nodes, numbered where the numbers fit.
         xs = [self.node_x(i) for i in range(n)]
-        width = min(max(6.0, step * 0.7), 34.0)
-        widths = [width * (1.6 if i in (0, exit_node) else 1.0) for i in range(n)]
-        labels = ["in", *map(str, range(1, layers + 1)), "C" if self._exit == "classifier" else "T"]
-        numbers = [0, *range(1, layers + 1), None]
-        numbered = set(ticks(xs, [max(w, fm.horizontalAdvance(t) + 4) for w, t in zip(widths, labels)], numbers,
-                             [0, exit_node]))
-        room = 2 * step - width - 2  # widest box that still clears its unnumbered neighbours
-        numbered = {i for i in numbered if i in (0, exit_node) or fm.horizontalAdvance(labels[i]) + 4 <= room}
-        widths = [max(w, fm.horizontalAdvance(labels[i]) + 4) if i in numbered else w for i, w in enumerate(widths)]
+        labels, widths, numbered = self.node_boxes()
         for i in range(n):
             colour = QColor("#5b6c8f") if i == 0 else EXIT_COLOUR if i == exit_node else LAYER_COLOUR
             p.setPen(Qt.PenStyle.NoPen)
@@ -219,6 +233,7 @@ class ConnectivityView(QWidget):
         advances = [fm.horizontalAdvance(c) for c in counts]
         p.setPen(text)
         row = QRectF(0, y + box / 2 + 2, 0, fm.height())
+        numbers = [0, *range(1, layers + 1), None]
         for i in ticks(xs, advances, numbers, [0, exit_node]):
             p.drawText(QRectF(xs[i] - advances[i] / 2 - 1, row.y(), advances[i] + 2, row.height()),
                        Qt.AlignmentFlag.AlignCenter, counts[i])

@@ -160,6 +160,24 @@ def test_a_five_layer_block_shows_fifteen_connections_and_channels_growing_by_k(
     assert dialog.connectivity.channels()[-1] == 3  # the classifier's classes
 
 
+def test_every_node_of_a_small_block_is_numbered_and_the_end_boxes_lie_inside_the_view(qtbot, report121):
+    dialog = open_dialog(qtbot, report121, (1180, 760))  # the explorer's size in a 1280x800 window
+    dialog.show_block("denseblock1")
+    view = dialog.connectivity
+    labels, widths, numbered = view.node_boxes()
+    assert labels == ["in", "1", "2", "3", "4", "5", "6", "T"] and numbered == set(range(8))  # 1 and 6 too
+    last = view.node_count() - 1
+    assert view.node_x(0) - widths[0] / 2 >= 0 and view.node_x(last) + widths[last] / 2 <= view.width()
+    lefts = [view.node_x(i) - w / 2 for i, w in enumerate(widths)]
+    rights = [view.node_x(i) + w / 2 for i, w in enumerate(widths)]
+    assert all(r < left for r, left in zip(rights, lefts[1:]))  # no two boxes touch
+    dialog = open_dialog(qtbot, report121)
+    dialog.show_block("denseblock3")  # 24 layers: numbered at a regular step, the ends always
+    _, _, numbered = dialog.connectivity.node_boxes()
+    steps = {b - a for a, b in zip(sorted(numbered)[1:-2], sorted(numbered)[2:-1])}
+    assert {0, 25} <= numbered and len(steps) == 1
+
+
 def test_block_parameters_are_shown_next_to_a_plain_cnn_counted_independently(qtbot, report121):
     dialog = open_dialog(qtbot, report121)
     dialog.show_block("denseblock1")
