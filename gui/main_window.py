@@ -50,7 +50,7 @@ from gui.architecture_dialog import ArchitectureDialog
 from gui.audit_view import AuditWindow
 from gui.blocks_panel import BlocksPanel
 from gui.dropping import expand_paths, local_paths
-from gui.engine import Engine
+from gui.engine import TILE, Engine
 from gui.evaluation_view import EvaluationWindow
 from gui.exporting import ExportController
 from gui.image_list import ImageList
@@ -168,7 +168,9 @@ class MainWindow(QMainWindow):
         side.setWidget(right)
         side.setWidgetResizable(True)
         side.setFrameShape(QFrame.Shape.NoFrame)
-        side.setMinimumWidth(2 * 144 + 40)
+        # Two columns of tiles, their margins and a vertical scroll bar; never a horizontal one.
+        side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side.setMinimumWidth(2 * (TILE + 12) + 30 + side.verticalScrollBar().sizeHint().width())
         self.splitter = QSplitter()
         self.splitter.addWidget(self.images)
         self.splitter.addWidget(self.view)

@@ -224,3 +224,6 @@ def test_shortcuts_are_listed_and_faithfulness_is_scrolled_into_view(make_window
     qtbot.waitUntil(lambda: w.session.metrics is not None and w.session.metrics.figures is not None, timeout=60000)
     qtbot.waitUntil(lambda: w.side.viewport().rect().contains(
         w.metrics_label.mapTo(w.side.viewport(), w.metrics_label.rect().bottomLeft())), timeout=5000)
+    # The panel scrolls down, never sideways: its content fits beside the vertical scroll bar.
+    assert w.side.verticalScrollBar().isVisible() and not w.side.horizontalScrollBar().isVisible()
+    assert w.side.widget().minimumSizeHint().width() <= w.side.viewport().width()
