@@ -143,6 +143,7 @@ class TrainingWindow(QDialog):
         run.subscribe("progress", lambda _v: self._show_curves())
         run.subscribe("state", lambda _v: self._show_curves())
         run.subscribe("state", self._on_state)
+        self._on_state(run.state)  # the buttons for the first state too, not only from the first change
         self._show_status()
         self._show_curves()
 

@@ -210,6 +210,9 @@ def test_stop_before_the_first_epoch_saves_nothing(make_window, tmp_path, qtbot)
     out = tmp_path / "early.pth"
     w = make_window()
     view = w.start_training(tiny_config(folder, out, epochs=5))
+    # While the folder is checked only Stop applies: nothing to resume or use yet.
+    assert view.run.state == "checking" and view.stop_button.isEnabled()
+    assert not view.resume_button.isEnabled() and not view.use_button.isVisibleTo(view)
     view.stop()
     wait_ended(qtbot, view)
     assert view.run.state == "stopped" and "nothing was saved" in view.message.text()
