@@ -57,8 +57,7 @@ class DataCheck:
 
     @property
     def imbalanced(self) -> bool:
-        counts = [c for c in self.counts if c]
-        return bool(counts) and max(counts) > IMBALANCE * min(counts)
+        return imbalanced(self.counts)
 
     def summary(self) -> list[str]:
         """Lines a person reads before training: classes and counts, then what was left out."""
@@ -203,12 +202,24 @@ def check_folder(root: str | Path, progress: Progress | None = None, cancelled: 
                         f"{', '.join(too_few)}")
     if not files:
         raise DataError(f"{root}: no readable pictures in the class folders")
-    check.warnings += [f"class {name!r} has only {count} pictures; results on it will be unreliable"
-                       for name, count in zip(classes, counts) if 0 < count < FEW_IMAGES]
-    if check.imbalanced:
-        present = [c for c in counts if c]
-        check.warnings.append(f"the classes are imbalanced ({max(present)} vs {min(present)} pictures)")
+    check.warnings += count_warnings(classes, counts)
     return check
+
+
+def count_warnings(classes: Sequence[str], counts: Sequence[int]) -> list[str]:
+    """Warnings about the pictures per class: a class with few (but some), classes far apart in size."""
+    warnings = [f"class {name!r} has only {count} pictures; results on it will be unreliable"
+                for name, count in zip(classes, counts) if 0 < count < FEW_IMAGES]
+    if imbalanced(counts):
+        present = [c for c in counts if c]
+        warnings.append(f"the classes are imbalanced ({max(present)} vs {min(present)} pictures)")
+    return warnings
+
+
+def imbalanced(counts: Sequence[int]) -> bool:
+    """Whether the largest class (of those with pictures) has over ``IMBALANCE`` times the smallest's."""
+    present = [c for c in counts if c]
+    return bool(present) and max(present) > IMBALANCE * min(present)
 
 
 def stratified_split(files: Sequence[tuple[Path, int]], fraction: float,

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from model import __version__
-from model.datasets import DataCheck, DataError, check_folder
+from model.datasets import DataCheck, DataError, check_folder, count_warnings
 from model.errors import Cancelled, DenseLensError, ExportError
 
 if TYPE_CHECKING:
@@ -292,8 +292,12 @@ def evaluate_folder(clf: DenseNetClassifier, root_or_check: str | Path | DataChe
         results.close()  # stop decoding ahead
     if not records:
         raise DataError(f"{check.root}: none of the pictures could be classified")
+    counts = [0] * len(clf.labels)
+    for r in records:
+        counts[r.true] += 1
+    warnings = count_warnings(clf.labels, counts)  # of the pictures classified, not of the files found
     return FolderEvaluation(clf.spec or clf.source, check.root, list(clf.labels), records, mode, skipped,
-                            [*check.ignored, *extra_ignored], list(check.warnings), max(0, int(mistakes)),
+                            [*check.ignored, *extra_ignored], warnings, max(0, int(mistakes)),
                             clf.unfamiliar_threshold)
 
 

@@ -205,6 +205,9 @@ def test_unreadable_picture_is_skipped_with_its_reason(hand_made, clf):
     assert ev.total == 8 and ev.confusion.tolist() == EXPECTED_CONFUSION
     assert {s["path"] for s in ev.to_dict()["skipped"]} == {str(hand_made / "a" / "broken.png"),
                                                              str(hand_made / "b" / "empty.jpg")}
+    # the warnings count the pictures classified, as the table does, not the files found
+    assert "class 'a' has only 4 pictures; results on it will be unreliable" in ev.warnings
+    assert "class 'b' has only 2 pictures; results on it will be unreliable" in ev.warnings
 
 
 def test_folder_named_after_no_class_is_ignored(hand_made, clf):
