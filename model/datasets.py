@@ -29,6 +29,7 @@ MIN_IMAGES_PER_CLASS = 2  # one to train on, one to validate
 FEW_IMAGES = 10  # a class under this gets a warning
 IMBALANCE = 5.0  # largest / smallest class above this gets a warning (and balanced training)
 CHECK_WORKERS = 4
+LOOSE_PICTURE = "picture at the top level (not in a class folder)"
 
 Progress = Callable[[int, int], None]
 
@@ -108,7 +109,7 @@ def _class_folders(root: Path, ignored: list[tuple[Path, str]]) -> list[str]:
         elif _is_dir(path):
             classes.append(entry.name)
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
-            ignored.append((path, "picture at the top level (not in a class folder)"))
+            ignored.append((path, LOOSE_PICTURE))
     return classes
 
 
@@ -156,6 +157,13 @@ def check_folder(root: str | Path, progress: Progress | None = None, cancelled: 
     ignored: list[tuple[Path, str]] = []
     bad: list[tuple[Path, str]] = []
     folders = _class_folders(root, ignored)
+    if not folders:
+        loose = sum(why == LOOSE_PICTURE for _, why in ignored)
+        if loose:
+            raise DataError(f"{root}: its {loose} picture{'s' * (loose != 1)} lie directly in the folder; put each "
+                            "class's pictures in a sub-folder named after the class")
+        raise DataError(f"{root}: the folder {'is empty' if not ignored else 'has no sub-folders'}; it needs one "
+                        "sub-folder of pictures per class")
     if class_names is None:
         classes = folders
     else:

@@ -113,14 +113,21 @@ def test_unreadable_pictures_are_all_listed_and_skipped_and_system_folders_ignor
 
 @pytest.mark.parametrize("layout, message", [
     ({"circle": 5}, "at least two sub-folders"),
+    ({}, "the folder is empty; it needs one sub-folder of pictures per class"),
+    ({".": 2}, "its 2 pictures lie directly in the folder; put each class's pictures in a sub-folder"),
     ({"circle": 5, "square": 0}, r"at least 2 readable pictures; too few in square \(0\)"),
     ({"circle": 5, "square": 1}, r"too few in square \(1\)"),
 ])
 def test_folders_no_training_can_use_are_refused_naming_the_folder(tmp_path, layout, message):
     data = tmp_path / "d"
-    for name, count in layout.items():
-        (data / name).mkdir(parents=True)
-        if count:
+    data.mkdir()
+    for name, count in layout.items():  # "." puts the pictures directly in the folder
+        (data / name).mkdir(parents=True, exist_ok=True)
+        if count and name == ".":
+            shapes_folder(tmp_path / "drawn", classes=("circle",), per_class=count, size=32)
+            for picture in (tmp_path / "drawn" / "circle").iterdir():
+                picture.rename(data / picture.name)
+        elif count:
             shapes_folder(data, classes=(name,), per_class=count, size=32)
     with pytest.raises(DataError, match=message) as info:
         check_folder(data)
