@@ -41,6 +41,7 @@ from model.zoo import model_title
 CELL = 46  # pixels per confusion cell
 PAIR_TILE = 260  # pixels on the longer side of each heatmap shown
 UNFAMILIAR_MARK = "⚑"
+NO_FIGURE = "—"  # a figure with no pictures to be computed from
 
 
 def cell_colour(share: float) -> QColor:
@@ -322,7 +323,7 @@ class EvaluationWindow(QDialog):
         parts = [f"Accuracy {e.accuracy:.1%} ({e.correct} of {e.total})", f"macro F1 {e.macro['f1']:.2f}"]
         unfamiliar = e.unfamiliar_counts()
         if unfamiliar is not None:
-            parts.append(f"{sum(unfamiliar)} unlike the training pictures {UNFAMILIAR_MARK}")
+            parts.append(f"{sum(unfamiliar) or 'none'} unlike the training pictures {UNFAMILIAR_MARK}")
         if e.skipped:
             parts.append(f"{len(e.skipped)} skipped")
         self.summary.setText(" · ".join(parts))
@@ -341,11 +342,16 @@ class EvaluationWindow(QDialog):
         self.per_class.setRowCount(len(shown))
         for row, i in enumerate(shown):
             f = figures[i]
-            values = [display_path(f.name), str(f.count), f"{f.precision:.2f}", f"{f.recall:.2f}", f"{f.f1:.2f}"]
+            # A class no picture is of, or none is predicted as, has no recall, or no precision: a dash, not 0.00.
+            values = [display_path(f.name), str(f.count), f"{f.precision:.2f}" if f.predicted else NO_FIGURE,
+                      f"{f.recall:.2f}" if f.count else NO_FIGURE, f"{f.f1:.2f}" if f.count else NO_FIGURE]
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if col:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if value == NO_FIGURE:
+                    item.setToolTip("No picture of this class in the folder" if not f.count
+                                    else "No picture was predicted as this class")
                 self.per_class.setItem(row, col, item)
         self.per_class.resizeColumnsToContents()
         self.per_class.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

@@ -93,6 +93,23 @@ def test_evaluation_shows_figures_and_a_cell_lists_its_pictures_with_both_heatma
         assert view.pair.captions[0].text().startswith(f"predicted and true: {FOUR[right]}")
 
 
+def test_a_class_the_folder_lacks_has_no_recall_or_f1_rather_than_zero(make_window, shapes_model, tmp_path, qtbot,
+                                                                      monkeypatch):
+    from gui.evaluation_view import NO_FIGURE
+
+    folder = shapes_folder(tmp_path / "pictures", classes=FOUR[:3], per_class=4, size=40)
+    w = make_window(shapes_model)
+    view = evaluate(w, qtbot, folder, monkeypatch)
+    e = view.state.evaluation
+    rows = {view.per_class.item(r, 0).text(): [view.per_class.item(r, c).text() for c in range(1, 5)]
+            for r in range(view.per_class.rowCount())}
+    absent = FOUR[3]
+    assert rows[absent][0] == "0" and rows[absent][2:] == [NO_FIGURE, NO_FIGURE]
+    predicted_absent = e.per_class[FOUR.index(absent)].predicted
+    assert (rows[absent][1] == NO_FIGURE) == (predicted_absent == 0)
+    assert all(NO_FIGURE not in rows[name][1:] or e.per_class[FOUR.index(name)].predicted == 0 for name in FOUR[:3])
+
+
 def test_only_the_newest_picture_gets_its_heatmaps(make_window, shapes_model, tmp_path, qtbot, monkeypatch):
     folder = shapes_folder(tmp_path / "pictures", per_class=4, size=40)
     w = make_window(shapes_model)
