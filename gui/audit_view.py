@@ -54,7 +54,7 @@ from PySide6.QtWidgets import (
 from gui.audit_worker import Auditor
 from gui.messages import AuditRequest, AuditResult, ModelInfo
 from gui.session import AuditRun, flag_verdict
-from gui.text import display_name, display_path, plain_tooltip
+from gui.text import ERROR_STYLE, display_name, display_path, plain_tooltip
 from gui.trainer import start_worker, stop_worker
 from model.audit_options import LABEL_MODES
 from model.cam import METHODS
@@ -545,7 +545,7 @@ class AuditWindow(QDialog):
         run = self.run
         stage, done, total = run.progress
         state = run.state
-        self.status.setStyleSheet("QLabel { color: #b00020; }" if state == "failed" else "")
+        self.status.setStyleSheet(ERROR_STYLE if state == "failed" else "")
         if state == "idle":
             self.status.setText("Choose a folder, then Start audit." if self.model else "")
         elif state in ("running", "cancelling"):

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from gui.messages import Evaluated, EvaluationRequest, PairRequest, PairResult
 from gui.qimages import rgb_pixmap
 from gui.session import EvaluationState
-from gui.text import display_name, display_path, plain_tooltip
+from gui.text import ERROR_STYLE, display_name, display_path, plain_tooltip
 from gui.trainer import PAIR_METHOD, Evaluator, start_worker, stop_worker
 from model.cam import METHODS
 from model.folder_evaluation import row_normalised
@@ -315,11 +315,13 @@ class EvaluationWindow(QDialog):
     def _show_error(self, message: str | None) -> None:
         if message:
             self.summary.setText(display_path(message))
+            self.summary.setStyleSheet(ERROR_STYLE)
 
     def _show_evaluation(self, evaluation) -> None:
         if evaluation is None:
             return
         e = evaluation
+        self.summary.setStyleSheet("")
         parts = [f"Accuracy {e.accuracy:.1%} ({e.correct} of {e.total})", f"macro F1 {e.macro['f1']:.2f}"]
         unfamiliar = e.unfamiliar_counts()
         if unfamiliar is not None:

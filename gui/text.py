@@ -6,6 +6,8 @@ import html
 import os
 from pathlib import Path
 
+ERROR_STYLE = "QLabel { color: #b00020; }"  # a label that reports what went wrong
+
 
 def plain_tooltip(text: str) -> str:
     """A tooltip that shows ``text`` literally: Qt would render a tooltip that looks like HTML as HTML."""

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.messages import CheckRequest, CheckResult
-from gui.text import display_path
+from gui.text import ERROR_STYLE, display_path
 from gui.trainer import FolderChecker, start_worker, stop_worker
 from model.training_modes import MODES, default_mode
 from model.zoo import MODELS
@@ -193,11 +193,16 @@ class TrainDialog(QDialog):
         self.checker.wanted = self._check_id
         self.report = None
         self.contents.clear()
-        self.check_note.setText(f"Checking {display_path(folder)}…")
+        self._note(f"Checking {display_path(folder)}…")
         self.check_progress.setRange(0, 0)
         self.check_progress.show()
         self._update_start()
         self.requestCheck.emit(CheckRequest(self._check_id, folder))
+
+    def _note(self, text: str, error: bool = False) -> None:
+        """What the folder check found, in the error colour when the folder or the file name cannot be used."""
+        self.check_note.setText(text)
+        self.check_note.setStyleSheet(ERROR_STYLE if error else "")
 
     @Slot(int, int, int)
     def _on_check_progress(self, request_id: int, done: int, total: int) -> None:
@@ -212,7 +217,7 @@ class TrainDialog(QDialog):
         self.check_progress.hide()
         if result.error is not None:
             self.report = None
-            self.check_note.setText(f"This folder cannot be trained on:\n{display_path(result.error)}")
+            self._note(f"This folder cannot be trained on:\n{display_path(result.error)}", error=True)
             self._update_start()
             return
         self.report = result.report
@@ -221,8 +226,8 @@ class TrainDialog(QDialog):
 
     def _show_report(self, report: dict, usable: int) -> None:
         classes = report["classes"]
-        self.check_note.setText(f"{usable} pictures in {len(classes)} classes. "
-                                + ("Check the warnings below." if report["warnings"] else "Ready to train."))
+        self._note(f"{usable} pictures in {len(classes)} classes. "
+                   + ("Check the warnings below." if report["warnings"] else "Ready to train."))
         self.contents.clear()
 
         def section(title: str, lines: list[str], expanded: bool) -> None:
@@ -322,8 +327,8 @@ class TrainDialog(QDialog):
             return
         out = self.out.text().strip()
         if Path(out).is_dir() or not Path(out).parent.is_dir():
-            self.check_note.setText(f"Cannot save as {display_path(out)}: "
-                                    + ("it is a folder." if Path(out).is_dir() else "its folder does not exist."))
+            self._note(f"Cannot save as {display_path(out)}: "
+                       + ("it is a folder." if Path(out).is_dir() else "its folder does not exist."), error=True)
             return
         if Path(out).exists() and not self.confirm_overwrite(out):
             return

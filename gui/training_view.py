@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from gui.curves import CurvesWidget
 from gui.messages import TrainRequest, TrainResult
 from gui.session import TrainingRun, format_duration
-from gui.text import display_name, display_path
+from gui.text import ERROR_STYLE, display_name, display_path
 from gui.trainer import Trainer, start_worker, stop_worker
 from model.zoo import MODELS
 
@@ -89,7 +89,7 @@ class TrainingWindow(QDialog):
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.setStyleSheet("QLabel { color: #b00020; }")
+        self.message.setStyleSheet(ERROR_STYLE)
         self.message.hide()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)

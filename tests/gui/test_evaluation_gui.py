@@ -7,6 +7,7 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
+from gui.text import ERROR_STYLE
 from model.classifier import DenseNetClassifier, Prediction, energy
 from model.densenet import densenet
 from tests.conftest import randomize_batchnorm, save_image
@@ -135,6 +136,7 @@ def test_evaluating_a_folder_without_the_models_classes_says_why(make_window, sh
     view = evaluate(w, qtbot, folder, monkeypatch)
     assert view.state.evaluation is None
     assert "no sub-folder is named after one of the model's classes" in view.summary.text()
+    assert view.summary.styleSheet() == ERROR_STYLE
     assert view.progress.isHidden() and view.matrix.rowCount() == 0
 
 

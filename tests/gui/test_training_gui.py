@@ -10,6 +10,7 @@ from PySide6.QtCore import QTimer
 
 from gui.curves import epoch_ticks, nice_ticks
 from gui.session import TrainingRun, format_duration
+from gui.text import ERROR_STYLE
 from tests.conftest import save_image
 from tests.folders import shapes_folder
 
@@ -77,6 +78,7 @@ def test_dialog_refuses_a_folder_no_training_can_use(make_window, tmp_path, qtbo
     dialog.set_folder(str(one_class))
     qtbot.waitUntil(lambda: "cannot be trained on" in dialog.check_note.text(), timeout=60000)
     assert "at least two sub-folders" in dialog.check_note.text()
+    assert dialog.check_note.styleSheet() == ERROR_STYLE  # told as an error, not as a note
     assert not dialog.start_button.isEnabled() and dialog.check_progress.isHidden()
     dialog.set_folder(str(tmp_path / "missing"))
     qtbot.waitUntil(lambda: "no such folder" in dialog.check_note.text(), timeout=60000)
