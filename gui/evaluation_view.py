@@ -331,9 +331,9 @@ class EvaluationWindow(QDialog):
         self.summary.setText(" · ".join(parts))
         notes = [display_path(w) for w in e.warnings]
         if e.skipped:
-            notes.append(f"{len(e.skipped)} pictures could not be read (hover for why)")
+            notes.append(f"{len(e.skipped)} picture{'s' * (len(e.skipped) != 1)} could not be read (hover for why)")
         if e.ignored:
-            notes.append(f"{len(e.ignored)} entries ignored (hover for why)")
+            notes.append(f"{len(e.ignored)} {'entry' if len(e.ignored) == 1 else 'entries'} ignored (hover for why)")
         self.notes.setText("\n".join(notes))
         self.notes.setToolTip(plain_tooltip("\n".join([f"{display_path(str(p))}: {display_path(why)}"
                                                        for p, why in [*e.skipped, *e.ignored]][:100])))

@@ -57,7 +57,7 @@ def test_evaluation_shows_figures_and_a_cell_lists_its_pictures_with_both_heatma
     e = view.state.evaluation
     assert view.state.error is None and e.total == 20
     assert view.summary.text().startswith(f"Accuracy {e.accuracy:.1%} ({e.correct} of 20)")
-    assert "1 skipped" in view.summary.text() and "could not be read" in view.notes.text()
+    assert "1 skipped" in view.summary.text() and "1 picture could not be read" in view.notes.text()
     assert view.matrix.rowCount() == view.matrix.columnCount() == 4 and view.per_class.rowCount() == 4
     shown = [[int(view.matrix.item(r, c).text() or 0) for c in range(4)] for r in range(4)]
     assert shown == e.confusion.tolist()
