@@ -530,7 +530,8 @@ class AuditWindow(QDialog):
         self.progress.setVisible(running)
         self.resume_button.setVisible(state == "cancelled" or (state == "failed" and self._resumable()))
         self.report_button.setVisible(state == "finished")
-        self.start_button.setText("Start audit" if state in ("idle", "running") else "Start a new audit")
+        # The button keeps its text while it is disabled (running or cancelling); a new one after the run ends.
+        self.start_button.setText("Start audit" if state in ("idle", "running", "cancelling") else "Start a new audit")
         if state == "running":
             self.table.setRowCount(0)
         if self.run.summary is None:

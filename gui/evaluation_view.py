@@ -42,6 +42,7 @@ CELL = 46  # pixels per confusion cell
 PAIR_TILE = 260  # pixels on the longer side of each heatmap shown
 UNFAMILIAR_MARK = "⚑"
 NO_FIGURE = "—"  # a figure with no pictures to be computed from
+CANCELLED = "The evaluation was cancelled."
 
 
 def cell_colour(share: float) -> QColor:
@@ -306,7 +307,7 @@ class EvaluationWindow(QDialog):
         self.cancel_button.hide()
         self.layer = result.layer
         if result.cancelled:
-            self.state.fail("The evaluation was cancelled.")
+            self.state.fail(CANCELLED)
         elif result.error is not None:
             self.state.fail(result.error)
         else:
@@ -315,7 +316,7 @@ class EvaluationWindow(QDialog):
     def _show_error(self, message: str | None) -> None:
         if message:
             self.summary.setText(display_path(message))
-            self.summary.setStyleSheet(ERROR_STYLE)
+            self.summary.setStyleSheet("" if message == CANCELLED else ERROR_STYLE)  # a cancel is no error
 
     def _show_evaluation(self, evaluation) -> None:
         if evaluation is None:

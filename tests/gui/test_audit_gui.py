@@ -144,8 +144,9 @@ def test_cancel_stops_the_audit_and_resume_carries_on(make_window, model_file, t
     assert view.progress.isVisible() and view.cancel_button.isEnabled() and not view.start_button.isEnabled()
     view.cancel_button.click()
     assert view.status.text().endswith("cancelling after the current batch…")
+    assert view.start_button.text() == "Start audit" and not view.start_button.isEnabled()  # not yet a new one
     wait_ended(qtbot, view)
-    assert view.run.state == "cancelled"
+    assert view.run.state == "cancelled" and view.start_button.text() == "Start a new audit"
     status = view.status.text()
     assert status.startswith("Cancelled after 8 of 24 pictures") and "Resume carries on" in status
     assert "--resume" in status and not view.progress.isVisible() and view.resume_button.isVisible()

@@ -148,6 +148,7 @@ def test_closing_an_evaluation_while_it_runs_cancels_it(make_window, shapes_mode
     view.close()
     qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT)
     assert view.thread.wait(TIMEOUT) and view.state.evaluation is None
+    assert view.summary.text() == "The evaluation was cancelled." and view.summary.styleSheet() == ""  # no error
 
 
 # -- the unfamiliar badge ------------------------------------------------------------------------
