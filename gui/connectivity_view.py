@@ -52,6 +52,11 @@ def ticks(centres: list[float], widths: list[float], numbers: list[int | None], 
     return spread(centres, widths, first, gap, multiples)
 
 
+def node_numbers(layers: int) -> list[int | None]:
+    """The number of each node for the label step (``ticks``): the block input 0, layers 1..L, the consumer none."""
+    return [0, *range(1, layers + 1), None]
+
+
 def layer_range(first: int, last: int) -> str:
     if first > last:
         return "no earlier layer"
@@ -130,7 +135,7 @@ class ConnectivityView(QWidget):
         width = min(max(6.0, step * 0.7), MAX_NODE_WIDTH)
         widths = [width * (END_WIDTH if i in (0, exit_node) else 1.0) for i in range(n)]
         labels = ["in", *map(str, range(1, layers + 1)), "C" if self._exit == "classifier" else "T"]
-        numbers = [0, *range(1, layers + 1), None]
+        numbers = node_numbers(layers)
         # A number sits inside its box and the boxes never touch: labels need no more gap than their boxes.
         numbered = set(ticks(xs, [max(w, fm.horizontalAdvance(t) + 4) for w, t in zip(widths, labels)], numbers,
                              [0, exit_node], gap=1.0))
@@ -233,7 +238,7 @@ class ConnectivityView(QWidget):
         advances = [fm.horizontalAdvance(c) for c in counts]
         p.setPen(text)
         row = QRectF(0, y + box / 2 + 2, 0, fm.height())
-        numbers = [0, *range(1, layers + 1), None]
+        numbers = node_numbers(layers)
         for i in ticks(xs, advances, numbers, [0, exit_node]):
             p.drawText(QRectF(xs[i] - advances[i] / 2 - 1, row.y(), advances[i] + 2, row.height()),
                        Qt.AlignmentFlag.AlignCenter, counts[i])

@@ -254,15 +254,15 @@ class Engine(QObject):
             if not g.covers_whole_image:
                 s = result.picture.shape[1] / g.original_size[0]
                 result.crop_box = tuple(v * s for v in g.crop_box)
-            result.predictions = analysis.predictions(request.topk)  # also for maps cancelled on their way
             ex = analysis.explain(layers, request.classes, request.method, request.topk,
                                   progress=lambda d, t: self.taskProgress.emit("explain", d, t),
                                   cancelled=self.cancel_explain.is_set)
             result.predictions = ex.predictions
             result.heat = {(m.layer, m.class_index): heat_view(m) for m in ex.maps if m.layer == request.main_layer}
             result.tiles = {(m.layer, m.class_index): heat_view(m, TILE) for m in ex.maps}
-        except Cancelled:
-            result.cancelled = True  # the picture and its predictions come without maps
+        except Cancelled:  # raised by analysis.explain: the picture and its predictions come without maps
+            result.cancelled = True
+            result.predictions = analysis.predictions(request.topk)
         except (DenseLensError, ValueError) as e:
             result.error = str(e)
         except Exception as e:  # noqa: BLE001 - the window must never wait for an answer that cannot come

@@ -292,9 +292,7 @@ def evaluate_folder(clf: DenseNetClassifier, root_or_check: str | Path | DataChe
         results.close()  # stop decoding ahead
     if not records:
         raise DataError(f"{check.root}: none of the pictures could be classified")
-    counts = [0] * len(clf.labels)
-    for r in records:
-        counts[r.true] += 1
+    counts = np.bincount([r.true for r in records], minlength=len(clf.labels)).tolist()
     warnings = count_warnings(clf.labels, counts)  # of the pictures classified, not of the files found
     return FolderEvaluation(clf.spec or clf.source, check.root, list(clf.labels), records, mode, skipped,
                             [*check.ignored, *extra_ignored], warnings, max(0, int(mistakes)),
